@@ -1,0 +1,33 @@
+"""The ``otel-decisions`` command: a thin typer layer over the package's modules.
+
+Each command group lives in its own module; this one only assembles them and turns
+:class:`otel_decisions.errors.OtelDecisionsError` into a message and exit code 2.
+
+Example::
+
+    $ otel-decisions query list
+"""
+
+from __future__ import annotations
+
+import typer
+
+from otel_decisions.cli import _delivery, _demo, _serve, _storage, _trace
+
+app = typer.Typer(
+    name="otel-decisions",
+    help="Decision-level compliance records for AI workflows on Prefect.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+_storage.register(app)
+_delivery.register(app)
+_demo.register(app)
+_serve.register(app)
+_trace.register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

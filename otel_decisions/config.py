@@ -1,0 +1,329 @@
+"""Settings for otel-decisions: code > ``OTEL_DECISIONS_*`` environment > defaults.
+
+Every setting is a keyword of :func:`otel_decisions.configure` and an environment
+variable named ``OTEL_DECISIONS_<FIELD>`` (upper case). List settings take JSON
+(``'["otlp","console"]'``) or comma-separated text in the environment.
+
+Example::
+
+    from otel_decisions.config import DecisionSettings
+    settings = DecisionSettings(exporters=["console"], capture_inputs=False)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+logger = logging.getLogger(__name__)
+
+ENV_PREFIX = "OTEL_DECISIONS_"
+
+ExporterName = Literal["otlp", "console", "clickhouse", "none"]
+
+DEFAULT_DENY_PATTERNS: tuple[str, ...] = (
+    # names
+    r"(^|_)(first|last|middle|full|given|family|sur|maiden)_?name$",
+    r"^name$",
+    r"(^|_)(patient|applicant|customer|client|person|user|holder)_name$",
+    # government ids
+    r"ssn",
+    r"social_?security",
+    r"(^|_)(tax_?id|tin|itin|passport|national_?id|nin|driver_?licen[cs]e)",
+    # dates of birth
+    r"(^|_)(dob|date_?of_?birth|birth_?date|birthdate|birthday)$",
+    # contact
+    r"e_?mail",
+    r"phone",
+    r"mobile",
+    r"(^|_)fax$",
+    r"(^|_)(street|address|addr|postcode|post_code|zip|zip_?code|postal_?code)(_|$)",
+    # financial accounts
+    r"(^|_)(account|acct|iban|routing|sort_?code|bic|swift)(_?(no|num|number|id))?$",
+    r"card",
+    r"(^|_)(cvv|cvc|pan)$",
+    # health / clinical identifiers
+    r"(^|_)mrn$",
+    r"medical_?record",
+    r"(^|_)(nhs|medicare|medicaid)_?(no|num|number|id)?$",
+    r"health_?plan",
+    # secrets
+    r"password",
+    r"passwd",
+    r"secret",
+    r"api_?key",
+    r"token",
+    r"credential",
+    r"private_?key",
+    r"ip_?address",
+)
+"""Key patterns (regular expressions, case-insensitive, searched in the key) masked by default."""
+
+DEFAULT_OUTCOME_FIELDS: tuple[str, ...] = (
+    "decision",
+    "outcome",
+    "label",
+    "prediction",
+    "predicted_label",
+    "classification",
+    "verdict",
+    "action",
+    "result",
+)
+DEFAULT_CONFIDENCE_FIELDS: tuple[str, ...] = (
+    "confidence",
+    "probability",
+    "prob",
+    "certainty",
+    "likelihood",
+    "score",
+)
+
+
+def default_data_dir() -> Path:
+    """Per-user data directory (``$XDG_DATA_HOME/otel-decisions`` or ``~/.local/share/otel-decisions``)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "otel-decisions"
+
+
+class DecisionSettings(BaseSettings):
+    """All otel-decisions settings. Unknown or invalid values raise ``ValueError`` naming the field."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+    )
+
+    # --- identity ----------------------------------------------------------------
+    service_name: str | None = Field(
+        default=None,
+        description="service.name of the resource; falls back to OTEL_SERVICE_NAME, then 'otel-decisions-app'.",
+    )
+    service_version: str | None = Field(default=None, description="service.version of the resource.")
+    environment: str | None = Field(
+        default=None, description="deployment.environment.name of the resource, e.g. 'production'."
+    )
+
+    # --- where records go --------------------------------------------------------
+    exporters: Annotated[list[ExporterName], NoDecode] = Field(
+        default_factory=lambda: ["clickhouse"],
+        description="Exporters for spans: otlp (honours OTEL_EXPORTER_OTLP_*), console, clickhouse, none.",
+    )
+    dsn: str | None = Field(
+        default=None,
+        description="ClickHouse DSN: chdb:///path (embedded, default under data_dir) or http(s)://user:pass@host:port/db.",
+    )
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Directory for the embedded database, the delivery spool and the generated HMAC key.",
+    )
+
+    # --- capture -----------------------------------------------------------------
+    auto_capture: bool = Field(default=True, description="Record a decision when a task returns a decision-shaped value.")
+    capture_inputs: bool = Field(
+        default=True,
+        description="Record decision.inputs (after the privacy pipeline). Off leaves only decision.inputs.digest.",
+    )
+    capture_output: bool = Field(default=True, description="Record decision.output (after the privacy pipeline).")
+    outcome_fields: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_OUTCOME_FIELDS),
+        description="Field names that make a returned value decision-shaped (with a confidence field).",
+    )
+    confidence_fields: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_CONFIDENCE_FIELDS),
+        description="Field names read as the confidence of an auto-captured decision.",
+    )
+    default_decision_type: str = Field(
+        default="task", description="decision.type of auto-captured decisions with no type field ('task' uses the task name)."
+    )
+
+    # --- privacy -----------------------------------------------------------------
+    privacy_mode: Literal["denylist", "allowlist"] = Field(
+        default="denylist",
+        description="denylist: mask keys matching privacy_deny_patterns; allowlist: mask every key not matching privacy_allow_patterns.",
+    )
+    privacy_deny_patterns: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_DENY_PATTERNS),
+        description="Regular expressions (case-insensitive) for keys to mask in denylist mode.",
+    )
+    privacy_extra_deny_patterns: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Added to privacy_deny_patterns (keeps the defaults)."
+    )
+    privacy_allow_patterns: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Regular expressions for keys kept in clear in allowlist mode."
+    )
+    scrub_free_text: bool = Field(
+        default=True,
+        description="Scrub e-mail addresses, SSN-like numbers, phone numbers and Luhn-valid card numbers from free text.",
+    )
+    hmac_key: SecretStr | None = Field(
+        default=None,
+        description="Key for subject/reviewer pseudonyms and the inputs digest. Unset: a random key is generated once in data_dir/hmac.key.",
+    )
+    max_value_length: int = Field(
+        default=4096, ge=64, le=10_000_000, description="Longest string attribute kept; longer ones are truncated with a marker."
+    )
+    max_json_length: int = Field(
+        default=65_536,
+        ge=256,
+        le=50_000_000,
+        description="Longest decision.inputs / decision.output JSON kept; longer is truncated (the digest covers the whole).",
+    )
+
+    # --- sampling ----------------------------------------------------------------
+    always_sample_decisions: bool = Field(
+        default=True, description="Decision and review spans are recorded whatever the sampler decides for other spans."
+    )
+
+    # --- delivery (durable spool) ------------------------------------------------
+    durable: bool = Field(default=True, description="Spool decision and review spans to disk before the recording call returns.")
+    spool_dir: Path | None = Field(default=None, description="Spool directory; default data_dir/spool.")
+    commit_interval_ms: float = Field(
+        default=50.0, ge=0.0, le=60_000.0, description="Group-commit interval: the spool is fsync'd at least this often."
+    )
+    commit_max_records: int = Field(default=512, ge=1, le=1_000_000, description="Group commit after this many records.")
+    strict_fsync: bool = Field(
+        default=False, description="The recording call waits until its record is fsync'd (slower, strongest guarantee)."
+    )
+    spool_quota_bytes: int = Field(
+        default=1 << 30, ge=1 << 16, description="Disk quota for the spool; at the quota the quota_policy applies."
+    )
+    quota_policy: Literal["block", "fail"] = Field(
+        default="block", description="At the spool quota: block the recording call until space frees, or fail it loudly."
+    )
+    quota_block_timeout_s: float | None = Field(
+        default=None, ge=0.0, description="With quota_policy=block, fail loudly after this many seconds (None: wait forever)."
+    )
+    durable_span_names: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Extra span names (besides decision and review spans) to deliver durably."
+    )
+    export_batch_size: int = Field(default=2048, ge=1, le=1_000_000, description="Spans per export batch.")
+    retry_initial_backoff_s: float = Field(default=0.2, gt=0, description="First retry delay of the shipper.")
+    retry_max_backoff_s: float = Field(default=30.0, gt=0, description="Cap of the shipper's exponential backoff.")
+
+    # --- validators ----------------------------------------------------------------
+    @field_validator(
+        "exporters",
+        "outcome_fields",
+        "confidence_fields",
+        "privacy_deny_patterns",
+        "privacy_extra_deny_patterns",
+        "privacy_allow_patterns",
+        "durable_span_names",
+        mode="before",
+    )
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        if isinstance(value, tuple):
+            return list(value)
+        return value
+
+    @field_validator("privacy_deny_patterns", "privacy_extra_deny_patterns", "privacy_allow_patterns")
+    @classmethod
+    def _valid_regex(cls, value: list[str]) -> list[str]:
+        import re
+
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {pattern!r}: {exc}; fix or remove it") from exc
+        return value
+
+    @field_validator("dsn")
+    @classmethod
+    def _valid_dsn(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        scheme = value.split(":", 1)[0].lower()
+        if scheme not in {"chdb", "http", "https"} or "://" not in value:
+            raise ValueError(
+                f"unsupported DSN {value!r}: use chdb:///path/to/dir for the embedded database "
+                "or http(s)://user:password@host:port/database for a ClickHouse server"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _allowlist_needs_patterns(self) -> DecisionSettings:
+        if self.privacy_mode == "allowlist" and not self.privacy_allow_patterns:
+            raise ValueError(
+                "privacy_allow_patterns: privacy_mode='allowlist' needs at least one pattern "
+                "(set OTEL_DECISIONS_PRIVACY_ALLOW_PATTERNS), otherwise every input is masked"
+            )
+        return self
+
+    # --- derived values ---------------------------------------------------------------
+    @property
+    def resolved_service_name(self) -> str:
+        return self.service_name or os.environ.get("OTEL_SERVICE_NAME") or "otel-decisions-app"
+
+    @property
+    def resolved_dsn(self) -> str:
+        return self.dsn or f"chdb://{(self.data_dir / 'chdb').resolve()}"
+
+    @property
+    def resolved_spool_dir(self) -> Path:
+        return self.spool_dir or (self.data_dir / "spool")
+
+    @property
+    def deny_patterns(self) -> list[str]:
+        return [*self.privacy_deny_patterns, *self.privacy_extra_deny_patterns]
+
+    def resolved_hmac_key(self) -> bytes:
+        """The HMAC key: the configured one, else one generated once and kept (0600) in ``data_dir``."""
+        if self.hmac_key is not None:
+            key = self.hmac_key.get_secret_value().encode()
+            if len(key) < 16:
+                raise ValueError("hmac_key: must be at least 16 characters; generate one with `openssl rand -hex 32`")
+            return key
+        path = self.data_dir / "hmac.key"
+        try:
+            return path.read_bytes().strip()
+        except FileNotFoundError:
+            pass
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_hex(32).encode()
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process won the race: use its key
+            return path.read_bytes().strip()
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key)
+        logger.warning(
+            "otel-decisions: no hmac_key configured; generated one at %s. Set OTEL_DECISIONS_HMAC_KEY "
+            "to the same secret on every machine so pseudonyms match across hosts.",
+            path,
+        )
+        return key
+
+
+def key_id(key: bytes) -> str:
+    """Public identifier of an HMAC key: the first 16 hex digits of its SHA-256."""
+    return hashlib.sha256(key).hexdigest()[:16]
+
+
+def load_settings(**overrides: Any) -> DecisionSettings:
+    """Settings from keywords (``None`` means "not given") over the environment over defaults."""
+    given = {name: value for name, value in overrides.items() if value is not None}
+    unknown = sorted(set(given) - set(DecisionSettings.model_fields))
+    if unknown:
+        raise ValueError(
+            f"unknown setting(s) {', '.join(unknown)}; known settings are: {', '.join(sorted(DecisionSettings.model_fields))}"
+        )
+    return DecisionSettings(**given)

@@ -1,0 +1,185 @@
+"""Every attribute key and closed value set otel-decisions writes.
+
+No other module spells an attribute key as a literal: import it from here.
+Official OpenTelemetry keys are reused where the meaning is the same
+(``gen_ai.*``, ``error.type``, ``service.*``); the rest live under ``decision.*``.
+
+Example::
+
+    from otel_decisions import semconv
+    span.set_attribute(semconv.DECISION_OUTCOME, "approve")
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Final
+
+# --- span names -------------------------------------------------------------
+DECISION_SPAN_PREFIX: Final = "decision "
+"""A decision span is named ``decision {decision.type}``."""
+REVIEW_SPAN_NAME: Final = "decision.review"
+
+# --- decision attributes ----------------------------------------------------
+DECISION_ID: Final = "decision.id"
+DECISION_TYPE: Final = "decision.type"
+DECISION_OUTCOME: Final = "decision.outcome"
+DECISION_OPTIONS: Final = "decision.options"
+DECISION_CONFIDENCE: Final = "decision.confidence"
+DECISION_SCORE: Final = "decision.score"
+DECISION_THRESHOLD: Final = "decision.threshold"
+DECISION_RATIONALE: Final = "decision.rationale"
+DECISION_REASONS: Final = "decision.reasons"
+DECISION_INPUTS: Final = "decision.inputs"
+DECISION_INPUTS_DIGEST: Final = "decision.inputs.digest"
+DECISION_OUTPUT: Final = "decision.output"
+DECISION_SUBJECT_ID: Final = "decision.subject.id"
+DECISION_MODEL_NAME: Final = "decision.model.name"
+DECISION_MODEL_VERSION: Final = "decision.model.version"
+DECISION_MODEL_PROVIDER: Final = "decision.model.provider"
+DECISION_POLICY_VERSION: Final = "decision.policy.version"
+DECISION_AUTOMATION: Final = "decision.automation"
+DECISION_REVIEW_REQUIRED: Final = "decision.review.required"
+DECISION_REGULATIONS: Final = "decision.regulations"
+DECISION_RETENTION_CLASS: Final = "decision.retention.class"
+DECISION_REDACTED: Final = "decision.redacted"
+DECISION_INTEGRITY_SEQ: Final = "decision.integrity.seq"
+DECISION_INTEGRITY_HASH: Final = "decision.integrity.hash"
+DECISION_INTEGRITY_PREV_HASH: Final = "decision.integrity.prev_hash"
+DECISION_SOURCE: Final = "decision.source"
+"""How the decision was captured (see :class:`DecisionSource`)."""
+DECISION_PSEUDONYM_KEY_ID: Final = "decision.pseudonym.key_id"
+"""Identifier of the HMAC key that produced the pseudonyms and the inputs digest."""
+DECISION_SEGMENT: Final = "decision.segment"
+"""Optional cohort label (e.g. an age band) used by fairness queries; never a raw identifier."""
+
+# --- review attributes (span ``decision.review``) ---------------------------
+DECISION_REVIEW_ID: Final = "decision.review.id"
+DECISION_REVIEW_REVIEWER_ID: Final = "decision.review.reviewer.id"
+DECISION_REVIEW_ACTION: Final = "decision.review.action"
+DECISION_REVIEW_REASON: Final = "decision.review.reason"
+DECISION_REVIEW_ORIGINAL_OUTCOME: Final = "decision.review.original_outcome"
+DECISION_REVIEW_NEW_OUTCOME: Final = "decision.review.new_outcome"
+DECISION_REVIEW_DECIDED_AT: Final = "decision.review.decision_time_unix_nano"
+"""When the reviewed decision was made (ns since epoch) if known: lets queries time a review."""
+
+# --- flow summary (on the flow-run span) ------------------------------------
+DECISION_FLOW_CAPTURED: Final = "decision.flow.captured"
+"""Number of decisions recorded in a flow run, set on the flow-run span when it ends."""
+
+# --- official OpenTelemetry keys reused -------------------------------------
+GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
+GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
+ERROR_TYPE: Final = "error.type"
+SERVICE_NAME: Final = "service.name"
+SERVICE_VERSION: Final = "service.version"
+DEPLOYMENT_ENVIRONMENT: Final = "deployment.environment.name"
+
+# --- Prefect identity, copied so one table answers --------------------------
+PREFECT_FLOW_RUN_ID: Final = "prefect.flow_run.id"
+PREFECT_TASK_RUN_ID: Final = "prefect.task_run.id"
+PREFECT_FLOW_NAME: Final = "prefect.flow.name"
+PREFECT_TASK_NAME: Final = "prefect.task.name"
+# Keys Prefect's own run telemetry writes; our fallback spans use the same ones.
+PREFECT_RUN_NAME: Final = "prefect.run.name"
+PREFECT_RUN_TYPE: Final = "prefect.run.type"
+PREFECT_RUN_ID: Final = "prefect.run.id"
+PREFECT_TAGS: Final = "prefect.tags"
+
+INSTRUMENTATION_SCOPE: Final = "otel_decisions"
+
+
+class Automation(str, Enum):
+    """How much a human is involved in the decision (EU AI Act Art. 14)."""
+
+    AUTOMATED = "automated"
+    HUMAN_IN_LOOP = "human_in_loop"
+    ADVISORY = "advisory"
+
+
+class ReviewAction(str, Enum):
+    """What a human reviewer did with a decision."""
+
+    APPROVE = "approve"
+    OVERRIDE = "override"
+    ESCALATE = "escalate"
+    REJECT = "reject"
+    COMMENT = "comment"
+
+
+class DecisionSource(str, Enum):
+    """How a decision span came to be."""
+
+    AUTO = "auto"
+    """A task returned a decision-shaped value (zero-code capture)."""
+    EXPLICIT = "explicit"
+    """``record_decision()`` was called."""
+    DECORATOR = "decorator"
+    """A function decorated with ``@decision`` returned."""
+
+
+class RetentionClass(str, Enum):
+    """Retention classes; each maps to a retention period in storage. Legal holds override."""
+
+    STANDARD = "standard"
+    FINRA_6Y = "finra-6y"
+    HIPAA_6Y = "hipaa-6y"
+    GDPR_MINIMAL = "gdpr-minimal"
+    PERMANENT = "permanent"
+
+
+REDACTION_SENTINEL: Final = "[REDACTED]"
+"""Replaces a masked value: "hidden" is distinguishable from "missing"."""
+TRUNCATION_MARKER: Final = "…[truncated {dropped} chars]"
+UNSERIALISABLE_PREFIX: Final = "<unserialisable "
+
+# Attribute table for the README (key -> type, description). Kept here so a test can
+# check README, semconv and storage against one source.
+DECISION_ATTRIBUTES: Final[dict[str, tuple[str, str]]] = {
+    DECISION_ID: ("string", "UUID; the deduplication key everywhere"),
+    DECISION_TYPE: ("string", "kind of decision, e.g. `credit.approval`, `clinical.triage`"),
+    DECISION_OUTCOME: ("string", "what was decided, e.g. approve / deny / refer"),
+    DECISION_OPTIONS: ("string[]", "alternatives considered"),
+    DECISION_CONFIDENCE: ("double", "in [0,1]; NaN or out of range is rejected"),
+    DECISION_SCORE: ("double", "raw model score"),
+    DECISION_THRESHOLD: ("double", "cut-off in force when deciding"),
+    DECISION_RATIONALE: ("string", "free-text explanation, scrubbed by the privacy pipeline"),
+    DECISION_REASONS: ("string[]", "principal reasons, ranked (Reg B 1002.9)"),
+    DECISION_INPUTS: ("string", "JSON of the inputs after the privacy pipeline (off with `capture_inputs=False`)"),
+    DECISION_INPUTS_DIGEST: ("string", "HMAC-SHA256 of the canonical JSON of the raw inputs; always set"),
+    DECISION_OUTPUT: ("string", "JSON of the output after the privacy pipeline"),
+    DECISION_SUBJECT_ID: ("string", "HMAC pseudonym of the data subject, never the raw identifier"),
+    DECISION_MODEL_NAME: ("string", "model registry name"),
+    DECISION_MODEL_VERSION: ("string", "model registry version"),
+    DECISION_MODEL_PROVIDER: ("string", "model provider"),
+    DECISION_POLICY_VERSION: ("string", "rules / threshold version"),
+    DECISION_AUTOMATION: ("string", "automated / human_in_loop / advisory"),
+    DECISION_REVIEW_REQUIRED: ("bool", "a human must review this decision"),
+    DECISION_REGULATIONS: ("string[]", "regulations the record serves, e.g. FINRA-4511, GDPR-22"),
+    DECISION_RETENTION_CLASS: ("string", "retention class; legal holds override"),
+    DECISION_REDACTED: ("string[]", "fields the privacy pipeline removed or masked"),
+    DECISION_INTEGRITY_SEQ: ("int", "position in the per-process hash chain"),
+    DECISION_INTEGRITY_HASH: ("string", "SHA-256 over this record and the previous hash"),
+    DECISION_INTEGRITY_PREV_HASH: ("string", "hash of the previous record in the chain"),
+    DECISION_SOURCE: ("string", "auto / explicit / decorator"),
+    DECISION_PSEUDONYM_KEY_ID: ("string", "id of the HMAC key used for pseudonyms and digest"),
+    DECISION_SEGMENT: ("string", "optional cohort label for fairness queries"),
+    GEN_AI_REQUEST_MODEL: ("string", "official OTel key, mirrors `decision.model.name`"),
+    GEN_AI_PROVIDER_NAME: ("string", "official OTel key, mirrors `decision.model.provider`"),
+    PREFECT_FLOW_RUN_ID: ("string", "Prefect flow run id"),
+    PREFECT_TASK_RUN_ID: ("string", "Prefect task run id"),
+    PREFECT_FLOW_NAME: ("string", "Prefect flow name"),
+    PREFECT_TASK_NAME: ("string", "Prefect task name"),
+}
+
+REVIEW_ATTRIBUTES: Final[dict[str, tuple[str, str]]] = {
+    DECISION_ID: ("string", "the reviewed decision (plus a span link to it)"),
+    DECISION_REVIEW_ID: ("string", "UUID of the review; its deduplication key"),
+    DECISION_REVIEW_REVIEWER_ID: ("string", "HMAC pseudonym of the reviewer"),
+    DECISION_REVIEW_ACTION: ("string", "approve / override / escalate / reject / comment"),
+    DECISION_REVIEW_REASON: ("string", "reviewer's reason, scrubbed"),
+    DECISION_REVIEW_ORIGINAL_OUTCOME: ("string", "outcome before the review"),
+    DECISION_REVIEW_NEW_OUTCOME: ("string", "outcome after the review (override)"),
+    DECISION_REVIEW_DECIDED_AT: ("int", "when the reviewed decision was made, ns since epoch"),
+    DECISION_PSEUDONYM_KEY_ID: ("string", "id of the HMAC key used for the reviewer pseudonym"),
+}
