@@ -32,7 +32,7 @@ DEFAULT_DENY_PATTERNS: tuple[str, ...] = (
     # names
     r"(^|_)(first|last|middle|full|given|family|sur|maiden)_?name$",
     r"^name$",
-    r"(^|_)(patient|applicant|customer|client|person|user|holder)_name$",
+    r"(patient|applicant|customer|client|person|user|holder|account_?holder)_?name$",
     # government ids
     r"ssn",
     r"social_?security",
@@ -40,17 +40,19 @@ DEFAULT_DENY_PATTERNS: tuple[str, ...] = (
     # dates of birth
     r"(^|_)(dob|date_?of_?birth|birth_?date|birthdate|birthday)$",
     # contact
-    r"e_?mail",
-    r"phone",
-    r"mobile",
+    r"e_?mail(_?addr(ess)?)?$",
+    r"phone(_?(no|num|number))?$",
+    r"mobile(_?(no|num|number))?$",
     r"(^|_)fax$",
     r"(^|_)(street|address|addr|postcode|post_code|zip|zip_?code|postal_?code)(_|$)",
     # financial accounts
     r"(^|_)(account|acct|iban|routing|sort_?code|bic|swift)(_?(no|num|number|id))?$",
-    r"card",
+    r"(^|_)card(_?(no|num|number))?$",
+    r"(credit|debit|payment)_?card",
     r"(^|_)(cvv|cvc|pan)$",
     # health / clinical identifiers
     r"(^|_)mrn$",
+    r"(^|_)(patient|member|subscriber|beneficiary|customer|applicant)_?id$",
     r"medical_?record",
     r"(^|_)(nhs|medicare|medicaid)_?(no|num|number|id)?$",
     r"health_?plan",

@@ -1,9 +1,61 @@
-"""CLI commands (placeholder until the owning module lands)."""
+"""``otel-decisions export-trace``: one trace from ClickHouse as a file Jaeger can load.
+
+Example::
+
+    $ otel-decisions export-trace 4bf92f3577b34da6a3ce929d0e0e4736 --format otlp-json
+    $ curl -H 'Content-Type: application/json' --data @4bf9...4736.otlp.json http://jaeger:4318/v1/traces
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from otel_decisions.cli._common import err_console, handle_errors
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to *app*."""
+    """Add ``export-trace`` to *app*."""
+
+    @app.command("export-trace")
+    @handle_errors
+    def export_trace_command(
+        trace_id: Annotated[str, typer.Argument(help="Trace id, 32 hex characters.")],
+        fmt: Annotated[
+            str,
+            typer.Option(
+                "--format",
+                "-f",
+                help="otlp-json (OTLP/JSON ExportTraceServiceRequest: POST to /v1/traces or upload in Jaeger) "
+                "or jaeger-json (Jaeger UI JSON).",
+            ),
+        ] = "otlp-json",
+        dsn: Annotated[
+            str | None,
+            typer.Option("--dsn", help="ClickHouse DSN (chdb:///path or http(s)://...); default: OTEL_DECISIONS_DSN / data dir."),
+        ] = None,
+        output: Annotated[
+            str | None,
+            typer.Option("--output", "-o", help="File to write; '-' for stdout. Default: TRACE_ID.otlp.json / .jaeger.json."),
+        ] = None,
+    ) -> None:
+        """Write one trace read from ClickHouse otel_traces as OTLP-JSON or Jaeger JSON."""
+        from otel_decisions.trace_export import export_trace
+
+        document = export_trace(trace_id, fmt=fmt, dsn=dsn)  # type: ignore[arg-type]
+        text = json.dumps(document, ensure_ascii=False, indent=1)
+        if output == "-":
+            typer.echo(text)
+            return
+        suffix = "otlp.json" if fmt == "otlp-json" else "jaeger.json"
+        path = Path(output) if output else Path(f"{trace_id.strip().lower()}.{suffix}")
+        path.write_text(text + "\n", encoding="utf-8")
+        count = (
+            sum(len(s["spans"]) for r in document["resourceSpans"] for s in r["scopeSpans"])
+            if fmt == "otlp-json"
+            else len(document["data"][0]["spans"])
+        )
+        err_console.print(f"wrote {count} spans of trace {trace_id} to {path} ({fmt})")

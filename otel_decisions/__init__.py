@@ -1,0 +1,35 @@
+"""otel-decisions: decision-level compliance records for AI workflows on Prefect.
+
+Two lines make every AI decision in your Prefect tasks an OpenTelemetry span with
+typed ``decision.*`` attributes, protected by the privacy pipeline before it leaves
+the task::
+
+    import otel_decisions
+    otel_decisions.configure()                       # settings: OTEL_DECISIONS_* / keywords
+    otel_decisions.PrefectInstrumentor().instrument()
+
+Explicit capture inside a task: :func:`record_decision`, :func:`decision`, :func:`record_review`.
+"""
+
+from __future__ import annotations
+
+from otel_decisions.config import DecisionSettings
+from otel_decisions.configure import __version__, configure, force_flush, shutdown
+from otel_decisions.decision import Decision, decision, record_decision, record_review
+from otel_decisions.instrumentation import PrefectInstrumentor
+from otel_decisions.semconv import Automation, ReviewAction
+
+__all__ = [
+    "Automation",
+    "Decision",
+    "DecisionSettings",
+    "PrefectInstrumentor",
+    "ReviewAction",
+    "__version__",
+    "configure",
+    "decision",
+    "force_flush",
+    "record_decision",
+    "record_review",
+    "shutdown",
+]

@@ -1,0 +1,127 @@
+"""``ClickHouseSpanExporter``: finished spans → ``otel_traces`` rows in chDB or a ClickHouse server.
+
+Rows are exactly those the collector's clickhouse exporter writes (see
+:mod:`otel_decisions.clickhouse.mapping`), so the ``decisions`` view and every query work the
+same whether spans arrive directly or through a collector.
+
+Honours the SDK exporter contract: ``export`` returns a result and never raises, runs with
+instrumentation suppressed, and ``shutdown`` is idempotent. The client is opened lazily on the
+first export (never at construction: processes may fork after ``configure()``, and chDB must
+not be open across a fork); the schema is applied on first open unless ``ensure_schema=False``.
+
+Example::
+
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from otel_decisions.clickhouse.exporter import ClickHouseSpanExporter
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(ClickHouseSpanExporter("chdb:///tmp/decisions")))
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from otel_decisions.config import DecisionSettings
+from otel_decisions.clickhouse.mapping import TRACES_COLUMNS, span_to_row
+from otel_decisions.clickhouse.schema import TRACES_TABLE
+
+__all__ = ["ClickHouseSpanExporter"]
+
+logger = logging.getLogger(__name__)
+
+
+class ClickHouseSpanExporter(SpanExporter):
+    """Writes spans to ``otel_traces`` in the collector's exact row format.
+
+    Args:
+        dsn: ClickHouse DSN; default ``settings.resolved_dsn``.
+        settings: the one settings object (batch size, data directory); default from the environment.
+        client: an open clickhouse-connect client to use instead of opening one (not closed on shutdown).
+        ensure_schema: apply the schema migrations when the client is first opened.
+    """
+
+    def __init__(
+        self,
+        dsn: str | None = None,
+        *,
+        settings: DecisionSettings | None = None,
+        client: Any | None = None,
+        ensure_schema: bool = True,
+    ) -> None:
+        self._settings = settings
+        self._dsn = dsn
+        self._client = client
+        self._owns_client = client is None
+        self._ensure_schema = ensure_schema
+        self._schema_ready = False
+        self._lock = threading.Lock()
+        self._shutdown = False
+        self._batch_size = settings.export_batch_size if settings is not None else 10_000
+        self.exported = 0
+        """Spans written so far (for health checks and tests)."""
+
+    @property
+    def dsn(self) -> str:
+        if self._dsn is None:
+            self._dsn = (self._settings or DecisionSettings()).resolved_dsn
+        return self._dsn
+
+    def _connect(self) -> Any:
+        if self._client is None:
+            from otel_decisions.clickhouse.client import get_client
+
+            self._client = get_client(self.dsn, self._settings)
+        if self._ensure_schema and not self._schema_ready:
+            from otel_decisions.clickhouse.schema import apply_migrations
+
+            apply_migrations(self._client)
+        self._schema_ready = True
+        return self._client
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Insert *spans* in batches; ``FAILURE`` (logged) on any error, never raises."""
+        if self._shutdown:
+            logger.warning("otel-decisions: ClickHouseSpanExporter.export called after shutdown")
+            return SpanExportResult.FAILURE
+        if not spans:
+            return SpanExportResult.SUCCESS
+        token = otel_context.attach(otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True))
+        try:
+            with self._lock:
+                client = self._connect()
+                for start in range(0, len(spans), self._batch_size):
+                    rows = [span_to_row(span) for span in spans[start : start + self._batch_size]]
+                    client.insert(TRACES_TABLE, rows, column_names=list(TRACES_COLUMNS))
+                    self.exported += len(rows)
+            return SpanExportResult.SUCCESS
+        except Exception as exc:  # the contract: report, never raise
+            logger.warning("otel-decisions: ClickHouse export of %d span(s) failed: %s", len(spans), exc)
+            return SpanExportResult.FAILURE
+        finally:
+            otel_context.detach(token)
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Nothing is buffered here: every export is written before it returns."""
+        return True
+
+    def shutdown(self) -> None:
+        """Close the client this exporter opened. Idempotent."""
+        with self._lock:
+            if self._shutdown:
+                return
+            self._shutdown = True
+            client, self._client = self._client, None
+        if client is not None and self._owns_client:
+            try:
+                client.close()
+            except Exception as exc:  # pragma: no cover - closing must not raise either
+                logger.debug("otel-decisions: closing the ClickHouse client failed: %s", exc)

@@ -1,0 +1,223 @@
+"""Span → ``otel_traces`` row, exactly as the collector's clickhouse exporter writes it.
+
+Source of truth, OpenTelemetry Collector contrib **v0.161.0**:
+
+- ``exporter/clickhouseexporter/exporter_traces.go`` (``pushTraceData``, ``convertEvents``,
+  ``convertLinks``): column order and values;
+- ``exporter/clickhouseexporter/internal/util.go`` (``AttributesToMap``, ``GetServiceName``):
+  every attribute becomes ``pcommon.Value.AsString()``;
+- ``go.opentelemetry.io/collector/pdata@v1.67.0/pcommon/value.go`` (``AsString``,
+  ``float64AsString``, ``marshalJSONNoHTMLEscape``): bool → ``true``/``false``, int → decimal,
+  double → ES6 shortest form (``1``, ``0.25``, ``1e-7``, ``1e+21``), slices and maps → JSON
+  (Go ``encoding/json``, no HTML escaping, map keys sorted), bytes → base64;
+- ``internal/coreinternal/traceutil/traceutil.go``: ids as lower-case hex, all-zero ids as ``""``;
+- ``pdata/ptrace/span_kind.go`` / ``status_code.go``: ``Internal``/``Server``/…, ``Unset``/``Ok``/``Error``.
+
+What the Python OTLP exporter would send (and so what the collector sees) is reproduced here:
+status message only with an error status, trace state as ``k=v,k2=v2``.
+
+Example::
+
+    from otel_decisions.clickhouse.mapping import span_to_row, TRACES_COLUMNS
+    row = span_to_row(readable_span)          # list aligned with TRACES_COLUMNS
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanKind, StatusCode
+
+from otel_decisions import semconv
+
+__all__ = ["TRACES_COLUMNS", "span_to_row", "attribute_to_string", "attributes_to_map"]
+
+# traces_insert.sql column list, in order.
+TRACES_COLUMNS: tuple[str, ...] = (
+    "Timestamp",
+    "TraceId",
+    "SpanId",
+    "ParentSpanId",
+    "TraceState",
+    "SpanName",
+    "SpanKind",
+    "ServiceName",
+    "ResourceAttributes",
+    "ScopeName",
+    "ScopeVersion",
+    "SpanAttributes",
+    "Duration",
+    "StatusCode",
+    "StatusMessage",
+    "Events.Timestamp",
+    "Events.Name",
+    "Events.Attributes",
+    "Links.TraceId",
+    "Links.SpanId",
+    "Links.TraceState",
+    "Links.Attributes",
+)
+
+_SPAN_KIND = {
+    SpanKind.INTERNAL: "Internal",
+    SpanKind.SERVER: "Server",
+    SpanKind.CLIENT: "Client",
+    SpanKind.PRODUCER: "Producer",
+    SpanKind.CONSUMER: "Consumer",
+}
+_STATUS = {StatusCode.UNSET: "Unset", StatusCode.OK: "Ok", StatusCode.ERROR: "Error"}
+
+
+class _NotJSON(ValueError):
+    """A value Go's encoding/json refuses (NaN / ±Inf inside a slice)."""
+
+
+def _go_float(value: float) -> str:
+    # pcommon float64AsString / encoding/json floatEncoder: 'f' unless abs < 1e-6 or >= 1e21,
+    # shortest round-trip digits, "e-07" cleaned to "e-7".
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    magnitude = abs(value)
+    text = repr(value)
+    if magnitude != 0 and (magnitude < 1e-6 or magnitude >= 1e21):
+        # repr is already exponent form in this range; Go pads the exponent to two digits.
+        mantissa, _, exponent = text.partition("e")
+        sign = exponent[0]
+        digits = exponent[1:].lstrip("0") or "0"
+        if len(digits) < 2:
+            digits = "0" + digits
+        if sign == "-" and digits.startswith("0"):
+            digits = digits[1:]
+        if mantissa.endswith(".0"):
+            mantissa = mantissa[:-2]
+        return f"{mantissa}e{sign}{digits}"
+    if "e" in text or "E" in text:
+        from decimal import Decimal
+
+        text = format(Decimal(text), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def _go_json_string(value: str) -> str:
+    # encoding/json with SetEscapeHTML(false): \" \\ \b \f \n \r \t, other C0 as \u00xx,
+    # U+2028/U+2029 escaped, everything else raw. json.dumps(ensure_ascii=False) matches
+    # except for the two line separators.
+    text = json.dumps(value, ensure_ascii=False)
+    if "\u2028" in text or "\u2029" in text:
+        text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return text
+
+
+def _go_json(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            raise _NotJSON(value)
+        return _go_float(value)
+    if isinstance(value, str):
+        return _go_json_string(value)
+    if isinstance(value, (bytes, bytearray)):
+        return '"' + base64.standard_b64encode(bytes(value)).decode() + '"'
+    if isinstance(value, Mapping):
+        items = sorted((str(k), v) for k, v in value.items())
+        return "{" + ",".join(f"{_go_json_string(k)}:{_go_json(v)}" for k, v in items) + "}"
+    if isinstance(value, Sequence):
+        return "[" + ",".join(_go_json(item) for item in value) + "]"
+    return _go_json_string(str(value))
+
+
+def attribute_to_string(value: Any) -> str:
+    """``pcommon.Value.AsString()`` of the OTLP value the Python SDK would send for *value*."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return _go_float(value)
+    if isinstance(value, (bytes, bytearray)):
+        return base64.standard_b64encode(bytes(value)).decode()
+    if value is None:
+        return ""
+    try:
+        return _go_json(value)
+    except _NotJSON:
+        return ""  # json.Encoder fails on NaN; AsString ignores the error and yields "".
+
+
+def attributes_to_map(attributes: Mapping[str, Any] | None) -> dict[str, str]:
+    """``internal.AttributesToMap``: every value as its ``AsString()``, insertion order kept."""
+    if not attributes:
+        return {}
+    return {key: attribute_to_string(value) for key, value in attributes.items()}
+
+
+def _hex_trace_id(trace_id: int) -> str:
+    return "" if not trace_id else format(trace_id, "032x")
+
+
+def _hex_span_id(span_id: int) -> str:
+    return "" if not span_id else format(span_id, "016x")
+
+
+def _trace_state(state: Any) -> str:
+    # Python OTLP exporter: ",".join(f"{k}={v}") of the TraceState; collector AsRaw() keeps it.
+    if not state:
+        return ""
+    return ",".join(f"{key}={value}" for key, value in state.items())
+
+
+def span_to_row(span: ReadableSpan) -> list[Any]:
+    """One ``otel_traces`` row (aligned with :data:`TRACES_COLUMNS`) for a finished span."""
+    context = span.context
+    resource_attrs = span.resource.attributes if span.resource is not None else {}
+    service = resource_attrs.get(semconv.SERVICE_NAME)
+    scope = span.instrumentation_scope
+    start = span.start_time or 0
+    end = span.end_time or start
+    status = span.status
+    status_code = status.status_code if status is not None else StatusCode.UNSET
+    # The Python SDK only keeps a description with an error status; OTLP sends "" otherwise.
+    message = (status.description or "") if status is not None and status_code is StatusCode.ERROR else ""
+    events = span.events or ()
+    links = span.links or ()
+    parent = span.parent
+    return [
+        start,
+        _hex_trace_id(context.trace_id if context else 0),
+        _hex_span_id(context.span_id if context else 0),
+        _hex_span_id(parent.span_id if parent is not None else 0),
+        _trace_state(context.trace_state if context else None),
+        span.name,
+        _SPAN_KIND.get(span.kind, "Unspecified"),
+        "" if service is None else attribute_to_string(service),
+        attributes_to_map(resource_attrs),
+        scope.name if scope is not None else "",
+        (scope.version or "") if scope is not None else "",
+        attributes_to_map(span.attributes),
+        max(0, end - start),
+        _STATUS.get(status_code, "Unset"),
+        message,
+        [event.timestamp for event in events],
+        [event.name for event in events],
+        [attributes_to_map(event.attributes) for event in events],
+        [_hex_trace_id(link.context.trace_id) for link in links],
+        [_hex_span_id(link.context.span_id) for link in links],
+        [_trace_state(link.context.trace_state) for link in links],
+        [attributes_to_map(link.attributes) for link in links],
+    ]

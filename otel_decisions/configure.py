@@ -1,0 +1,318 @@
+"""``configure()``: tracer provider, resource, sampler, processors and exporters from settings.
+
+It adds to a tracer provider the application already set (an SDK ``TracerProvider``)
+instead of replacing it, and makes decision and review spans always sampled.
+
+Example::
+
+    import otel_decisions
+    otel_decisions.configure(service_name="credit-scoring", exporters=["otlp"])
+    otel_decisions.PrefectInstrumentor().instrument()
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.sampling import (
+    Decision as SamplingDecision,
+)
+from opentelemetry.sdk.trace.sampling import (
+    Sampler,
+    SamplingResult,
+    _get_from_env_or_default,
+)
+
+from otel_decisions import semconv
+from otel_decisions.config import DecisionSettings, load_settings
+from otel_decisions.privacy import PrivacyPolicy
+
+logger = logging.getLogger("otel_decisions")
+
+__version__ = "0.1.0"
+
+
+class DecisionAwareSampler(Sampler):
+    """Records decision and review spans whatever *delegate* decides; delegates everything else."""
+
+    def __init__(self, delegate: Sampler) -> None:
+        self.delegate = delegate
+
+    def should_sample(self, parent_context: Any, trace_id: int, name: str, kind: Any = None,
+                      attributes: Any = None, links: Any = None, trace_state: Any = None) -> SamplingResult:
+        if name.startswith(semconv.DECISION_SPAN_PREFIX) or name == semconv.REVIEW_SPAN_NAME:
+            parent = trace.get_current_span(parent_context).get_span_context()
+            return SamplingResult(SamplingDecision.RECORD_AND_SAMPLE, attributes,
+                                  parent.trace_state if parent.is_valid else None)
+        return self.delegate.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+
+    def get_description(self) -> str:
+        return f"DecisionAwareSampler{{{self.delegate.get_description()}}}"
+
+
+class _NonDurableFilter(SpanProcessor):
+    """Forwards to *inner* only the spans the durable processor does not own."""
+
+    def __init__(self, inner: SpanProcessor, settings: DecisionSettings) -> None:
+        from otel_decisions.delivery import is_durable_span
+
+        self._inner = inner
+        self._settings = settings
+        self._is_durable = is_durable_span
+
+    def on_start(self, span: Span, parent_context: Any = None) -> None:
+        self._inner.on_start(span, parent_context=parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if not self._is_durable(span, self._settings):
+            self._inner.on_end(span)
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+
+class _SwitchableProcessor(SpanProcessor):
+    """Added once to a provider; ``configure()`` swaps its delegates so re-configuring never stacks processors."""
+
+    def __init__(self) -> None:
+        self._delegates: tuple[SpanProcessor, ...] = ()
+
+    def replace(self, delegates: Sequence[SpanProcessor]) -> tuple[SpanProcessor, ...]:
+        old, self._delegates = self._delegates, tuple(delegates)
+        return old
+
+    def on_start(self, span: Span, parent_context: Any = None) -> None:
+        for processor in self._delegates:
+            processor.on_start(span, parent_context=parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        for processor in self._delegates:
+            processor.on_end(span)
+
+    def shutdown(self) -> None:
+        for processor in self._delegates:
+            processor.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return all(processor.force_flush(timeout_millis) for processor in self._delegates)
+
+
+@dataclass
+class Runtime:
+    """What the capture API uses: settings, compiled privacy policy and a tracer."""
+
+    settings: DecisionSettings
+    privacy: PrivacyPolicy
+    tracer_provider: trace.TracerProvider
+    tracer: trace.Tracer
+    configured: bool
+    _warned: set[str] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def warn_once(self, key: str, message: str) -> None:
+        """Log *message* once per key (problems in instrumentation are reported, never raised)."""
+        with self._lock:
+            if key in self._warned:
+                return
+            self._warned.add(key)
+        logger.warning(message)
+
+
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
+_switches: dict[int, _SwitchableProcessor] = {}
+_atexit_registered = False
+
+
+def _make_runtime(settings: DecisionSettings, provider: trace.TracerProvider, configured: bool) -> Runtime:
+    tracer = provider.get_tracer(semconv.INSTRUMENTATION_SCOPE, __version__)
+    return Runtime(settings=settings, privacy=PrivacyPolicy.from_settings(settings),
+                   tracer_provider=provider, tracer=tracer, configured=configured)
+
+
+def get_runtime() -> Runtime:
+    """The current runtime; without ``configure()``, settings come from the environment and spans go to the global provider."""
+    global _runtime
+    runtime = _runtime
+    if runtime is not None:
+        return runtime
+    with _runtime_lock:
+        if _runtime is None:
+            _runtime = _make_runtime(load_settings(), trace.get_tracer_provider(), configured=False)
+            if not isinstance(trace.get_tracer_provider(), TracerProvider):
+                logger.warning(
+                    "otel-decisions: no SDK tracer provider is set, so decisions are not recorded. "
+                    "Call otel_decisions.configure() at start-up (or run under opentelemetry-instrument)."
+                )
+        return _runtime
+
+
+def build_exporters(settings: DecisionSettings) -> list[SpanExporter]:
+    """The span exporters named in ``settings.exporters``."""
+    exporters: list[SpanExporter] = []
+    for name in dict.fromkeys(settings.exporters):
+        if name == "otlp":
+            exporters.append(_otlp_exporter())
+        elif name == "console":
+            exporters.append(ConsoleSpanExporter())
+        elif name == "clickhouse":
+            from otel_decisions.clickhouse.exporter import ClickHouseSpanExporter
+
+            exporters.append(ClickHouseSpanExporter(settings=settings))
+    return exporters
+
+
+def _otlp_exporter() -> SpanExporter:
+    protocol = (
+        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf"
+    ).strip()
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+
+        return GrpcExporter()
+    if protocol in ("http/protobuf", "http"):
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+
+        return HttpExporter()
+    raise ValueError(
+        f"OTEL_EXPORTER_OTLP_PROTOCOL: {protocol!r} is not supported; use 'grpc' or 'http/protobuf'"
+    )
+
+
+def configure(
+    *,
+    service_name: str | None = None,
+    service_version: str | None = None,
+    environment: str | None = None,
+    exporters: Sequence[Literal["otlp", "console", "clickhouse", "none"]] | None = None,
+    dsn: str | None = None,
+    data_dir: str | Path | None = None,
+    auto_capture: bool | None = None,
+    capture_inputs: bool | None = None,
+    capture_output: bool | None = None,
+    outcome_fields: Sequence[str] | None = None,
+    confidence_fields: Sequence[str] | None = None,
+    default_decision_type: str | None = None,
+    privacy_mode: Literal["denylist", "allowlist"] | None = None,
+    privacy_deny_patterns: Sequence[str] | None = None,
+    privacy_extra_deny_patterns: Sequence[str] | None = None,
+    privacy_allow_patterns: Sequence[str] | None = None,
+    scrub_free_text: bool | None = None,
+    hmac_key: str | None = None,
+    max_value_length: int | None = None,
+    max_json_length: int | None = None,
+    always_sample_decisions: bool | None = None,
+    durable: bool | None = None,
+    spool_dir: str | Path | None = None,
+    commit_interval_ms: float | None = None,
+    commit_max_records: int | None = None,
+    strict_fsync: bool | None = None,
+    spool_quota_bytes: int | None = None,
+    quota_policy: Literal["block", "fail"] | None = None,
+    quota_block_timeout_s: float | None = None,
+    durable_span_names: Sequence[str] | None = None,
+    export_batch_size: int | None = None,
+    retry_initial_backoff_s: float | None = None,
+    retry_max_backoff_s: float | None = None,
+    tracer_provider: TracerProvider | None = None,
+    span_exporters: Sequence[SpanExporter] = (),
+) -> DecisionSettings:
+    """Configure otel-decisions. Every keyword overrides its ``OTEL_DECISIONS_*`` variable; ``None`` means "not given".
+
+    ``tracer_provider``: an SDK provider to add to (default: the global one if it is an SDK
+    provider, else a new one that becomes global). ``span_exporters``: extra exporters (e.g. an
+    in-memory exporter in tests) that receive the same spans. Calling it again replaces what the
+    previous call added. Returns the resolved settings.
+    """
+    global _runtime, _atexit_registered
+    overrides = {k: v for k, v in locals().items() if k not in ("tracer_provider", "span_exporters")}
+    settings = load_settings(**{k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in overrides.items()})
+
+    provider = tracer_provider
+    if provider is None:
+        current = trace.get_tracer_provider()
+        if isinstance(current, TracerProvider):
+            provider = current
+        else:
+            resource = Resource.create(_resource_attributes(settings))
+            provider = TracerProvider(resource=resource, sampler=_get_from_env_or_default())
+            trace.set_tracer_provider(provider)
+            if trace.get_tracer_provider() is not provider:  # someone else won the race
+                provider = trace.get_tracer_provider()  # type: ignore[assignment]
+    if not isinstance(provider, TracerProvider):
+        raise ValueError("tracer_provider: otel-decisions needs an opentelemetry-sdk TracerProvider")
+    if settings.always_sample_decisions and not isinstance(provider.sampler, DecisionAwareSampler):
+        provider.sampler = DecisionAwareSampler(provider.sampler)
+
+    exporters = [*build_exporters(settings), *span_exporters]
+    processors: list[SpanProcessor] = []
+    if exporters:
+        if settings.durable:
+            from otel_decisions.delivery import build_durable_processor
+
+            processors.append(build_durable_processor(exporters, settings))
+            processors.extend(_NonDurableFilter(BatchSpanProcessor(exp), settings) for exp in exporters)
+        else:
+            processors.extend(BatchSpanProcessor(exp) for exp in exporters)
+
+    switch = _switches.get(id(provider))
+    if switch is None:
+        switch = _switches[id(provider)] = _SwitchableProcessor()
+        provider.add_span_processor(switch)
+    for old in switch.replace(processors):
+        try:
+            old.shutdown()
+        except Exception:  # noqa: BLE001
+            logger.exception("otel-decisions: shutting down a replaced span processor failed")
+
+    with _runtime_lock:
+        _runtime = _make_runtime(settings, provider, configured=True)
+    if not _atexit_registered:
+        atexit.register(shutdown)
+        _atexit_registered = True
+    return settings
+
+
+def _resource_attributes(settings: DecisionSettings) -> dict[str, str]:
+    attrs = {semconv.SERVICE_NAME: settings.resolved_service_name}
+    if settings.service_version:
+        attrs[semconv.SERVICE_VERSION] = settings.service_version
+    if settings.environment:
+        attrs[semconv.DEPLOYMENT_ENVIRONMENT] = settings.environment
+    return attrs
+
+
+def force_flush(timeout_millis: int = 30_000) -> bool:
+    """Flush what otel-decisions added to the tracer provider (spool commit, pending exports)."""
+    ok = True
+    for switch in list(_switches.values()):
+        ok = switch.force_flush(timeout_millis) and ok
+    return ok
+
+
+def shutdown() -> None:
+    """Flush and stop what ``configure()`` added. Idempotent; registered with ``atexit``."""
+    global _runtime
+    for switch in list(_switches.values()):
+        for old in switch.replace(()):
+            try:
+                old.shutdown()
+            except Exception:  # noqa: BLE001
+                logger.exception("otel-decisions: span processor shutdown failed")
+    with _runtime_lock:
+        if _runtime is not None and _runtime.configured:
+            _runtime = None

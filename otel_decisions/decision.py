@@ -1,0 +1,620 @@
+"""The decision record and the ways to capture one.
+
+- :class:`Decision`: what was decided, validated on construction.
+- :func:`record_decision`: record a decision as a ``decision {type}`` span, child of the current
+  span (Prefect's task-run span inside a task); returns the recorded :class:`Decision`.
+- :func:`decision`: decorator for a function (called inside a task) whose return value is the decision.
+- :func:`record_review`: record a human review / override as a ``decision.review`` span linked to it.
+
+Example::
+
+    from otel_decisions import record_decision, record_review
+
+    d = record_decision(type="credit.approval", outcome="deny", confidence=0.91,
+                        inputs={"income": 41000, "ssn": "..."}, subject_id="applicant-17",
+                        reasons=["debt-to-income ratio too high"], model_name="credit-gbm",
+                        model_version="3.2.0", threshold=0.5)
+    record_review(d, reviewer="analyst-4", action="override", new_outcome="approve",
+                  reason="verified additional income")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import inspect
+import logging
+import math
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar, overload
+
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
+
+from otel_decisions import semconv
+from otel_decisions.privacy import PrivacyRecord, to_jsonable
+
+logger = logging.getLogger("otel_decisions")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_AUTOMATION_VALUES = {a.value for a in semconv.Automation}
+_ACTION_VALUES = {a.value for a in semconv.ReviewAction}
+
+
+def _check_probability(field: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            value = float(value)  # numpy floats, Decimal, numeric strings
+        except (TypeError, ValueError):
+            raise ValueError(f"{field}: expected a number in [0, 1], got {value!r}") from None
+    value = float(value)
+    if math.isnan(value) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{field}: must be a number in [0, 1], got {value!r}; pass a probability, not a percentage or raw score (use score= for that)")
+    return value
+
+
+def _check_number(field: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{field}: expected a number, got {value!r}") from None
+    if isinstance(value, bool) or math.isnan(number) or math.isinf(number):
+        raise ValueError(f"{field}: expected a finite number, got {value!r}")
+    return number
+
+
+def _check_text(field: str, value: Any, *, required: bool = False) -> str | None:
+    if value is None:
+        if required:
+            raise ValueError(f"{field}: is required; say what was decided, e.g. outcome='approve'")
+        return None
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        text = str(value)
+    elif hasattr(value, "value") and isinstance(getattr(value, "value"), str):  # enums
+        text = value.value
+    else:
+        text = str(to_jsonable(value))
+    if required and not text.strip():
+        raise ValueError(f"{field}: must not be empty; say what was decided, e.g. outcome='approve'")
+    return text
+
+
+def _check_list(field: str, value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, (list, tuple, set, frozenset)):
+        raise ValueError(f"{field}: expected a list of strings, got {type(value).__name__}")
+    return tuple(str(item.value if hasattr(item, "value") else item) for item in value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    """One AI decision. Validated on construction: a bad field raises ``ValueError`` naming it.
+
+    ``id``, ``timestamp_ns``, ``trace_id`` and ``span_id`` are filled when the decision is recorded.
+    """
+
+    type: str
+    outcome: str
+    confidence: float | None = None
+    score: float | None = None
+    threshold: float | None = None
+    options: tuple[str, ...] = ()
+    rationale: str | None = None
+    reasons: tuple[str, ...] = ()
+    inputs: Any = None
+    output: Any = None
+    subject_id: str | None = None
+    model_name: str | None = None
+    model_version: str | None = None
+    model_provider: str | None = None
+    policy_version: str | None = None
+    automation: str = semconv.Automation.AUTOMATED.value
+    review_required: bool = False
+    regulations: tuple[str, ...] = ()
+    retention_class: str | None = None
+    segment: str | None = None
+    id: str = dataclasses.field(default_factory=lambda: str(uuid.uuid4()))
+    timestamp_ns: int | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        type_ = _check_text("type", self.type)
+        if not type_ or not type_.strip():
+            raise ValueError("type: must not be empty; name the kind of decision, e.g. type='credit.approval'")
+        set_(self, "type", type_)
+        set_(self, "outcome", _check_text("outcome", self.outcome, required=True))
+        set_(self, "confidence", _check_probability("confidence", self.confidence))
+        set_(self, "score", _check_number("score", self.score))
+        set_(self, "threshold", _check_number("threshold", self.threshold))
+        set_(self, "options", _check_list("options", self.options))
+        set_(self, "reasons", _check_list("reasons", self.reasons))
+        set_(self, "regulations", _check_list("regulations", self.regulations))
+        for name in ("rationale", "subject_id", "model_name", "model_version", "model_provider",
+                     "policy_version", "retention_class", "segment"):
+            set_(self, name, _check_text(name, getattr(self, name)))
+        automation = _check_text("automation", self.automation) or semconv.Automation.AUTOMATED.value
+        if automation not in _AUTOMATION_VALUES:
+            raise ValueError(f"automation: {automation!r} is not one of {sorted(_AUTOMATION_VALUES)}")
+        set_(self, "automation", automation)
+        if not isinstance(self.review_required, bool):
+            raise ValueError(f"review_required: expected True or False, got {self.review_required!r}")
+        try:
+            uuid.UUID(str(self.id))
+        except ValueError:
+            raise ValueError(f"id: {self.id!r} is not a UUID; leave it unset to get a new one") from None
+
+    @property
+    def span_context(self) -> SpanContext | None:
+        """The recorded span's context (for links), if this decision has been recorded."""
+        if not (self.trace_id and self.span_id):
+            return None
+        return SpanContext(int(self.trace_id, 16), int(self.span_id, 16), is_remote=True,
+                           trace_flags=TraceFlags(TraceFlags.SAMPLED))
+
+
+_DECISION_FIELDS = {f.name for f in dataclasses.fields(Decision)} - {"id", "timestamp_ns", "trace_id", "span_id"}
+
+
+# --- integrity chain ------------------------------------------------------------------
+class _HashChain:
+    """Per-process hash chain over recorded decisions: each hash covers the record and the previous hash."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._prev = "0" * 64
+
+    def link(self, decision_id: str, timestamp_ns: int, digest: str, outcome: str, dtype: str) -> tuple[int, str, str]:
+        with self._lock:
+            self._seq += 1
+            prev = self._prev
+            material = f"{prev}|{self._seq}|{decision_id}|{timestamp_ns}|{dtype}|{outcome}|{digest}".encode()
+            current = hashlib.sha256(material).hexdigest()
+            self._prev = current
+            return self._seq, current, prev
+
+
+_chain = _HashChain()
+
+
+# --- bookkeeping shared with the instrumentor -------------------------------------------
+class _Registry:
+    """Recent decisions (for review links) and per-run counts (flow completeness, auto-capture de-dup)."""
+
+    def __init__(self, max_recent: int = 10_000) -> None:
+        self._lock = threading.Lock()
+        self._recent: OrderedDict[str, tuple[SpanContext, int, str]] = OrderedDict()
+        self._max = max_recent
+        self.per_flow: dict[str, int] = {}
+        self.per_task: dict[str, int] = {}
+
+    def add(self, decision_id: str, ctx: SpanContext, ts: int, outcome: str, flow_run: str | None, task_run: str | None) -> None:
+        with self._lock:
+            self._recent[decision_id] = (ctx, ts, outcome)
+            if len(self._recent) > self._max:
+                self._recent.popitem(last=False)
+            if flow_run:
+                self.per_flow[flow_run] = self.per_flow.get(flow_run, 0) + 1
+            if task_run:
+                self.per_task[task_run] = self.per_task.get(task_run, 0) + 1
+
+    def lookup(self, decision_id: str) -> tuple[SpanContext, int, str] | None:
+        with self._lock:
+            return self._recent.get(decision_id)
+
+    def pop_flow(self, flow_run: str) -> int:
+        with self._lock:
+            return self.per_flow.pop(flow_run, 0)
+
+    def pop_task(self, task_run: str) -> int:
+        with self._lock:
+            return self.per_task.pop(task_run, 0)
+
+
+registry = _Registry()
+
+
+def prefect_identity() -> dict[str, str]:
+    """``prefect.*`` ids of the current task / flow run (empty outside Prefect)."""
+    out: dict[str, str] = {}
+    try:
+        from prefect.context import FlowRunContext, TaskRunContext
+    except ImportError:  # pragma: no cover - prefect is a dependency
+        return out
+    task_ctx = TaskRunContext.get()
+    if task_ctx is not None:
+        task_run = task_ctx.task_run
+        out[semconv.PREFECT_TASK_RUN_ID] = str(task_run.id)
+        out[semconv.PREFECT_TASK_NAME] = task_ctx.task.name
+        if task_run.flow_run_id is not None:
+            out[semconv.PREFECT_FLOW_RUN_ID] = str(task_run.flow_run_id)
+    flow_ctx = FlowRunContext.get()
+    if flow_ctx is not None:
+        if flow_ctx.flow_run is not None and semconv.PREFECT_FLOW_RUN_ID not in out:
+            out[semconv.PREFECT_FLOW_RUN_ID] = str(flow_ctx.flow_run.id)
+        if flow_ctx.flow is not None:
+            out[semconv.PREFECT_FLOW_NAME] = flow_ctx.flow.name
+    return out
+
+
+# --- recording ---------------------------------------------------------------------------
+def _emit(decision: Decision, source: semconv.DecisionSource, raw_inputs_given: bool) -> Decision:
+    from otel_decisions.configure import get_runtime
+
+    runtime = get_runtime()
+    settings = runtime.settings
+    policy = runtime.privacy
+    record: PrivacyRecord = policy.new_record()
+    now = time.time_ns()
+
+    attrs: dict[str, Any] = {
+        semconv.DECISION_ID: decision.id,
+        semconv.DECISION_TYPE: record.short_field(decision.type),
+        semconv.DECISION_OUTCOME: record.short_field(decision.outcome),
+        semconv.DECISION_AUTOMATION: decision.automation,
+        semconv.DECISION_REVIEW_REQUIRED: decision.review_required,
+        semconv.DECISION_SOURCE: source.value,
+        semconv.DECISION_PSEUDONYM_KEY_ID: policy.key_id,
+    }
+    # Inputs first: values masked there are masked in every later free-text field.
+    inputs = decision.inputs if raw_inputs_given else {}
+    digest = policy.digest(inputs)
+    attrs[semconv.DECISION_INPUTS_DIGEST] = digest
+    if settings.capture_inputs:
+        attrs[semconv.DECISION_INPUTS] = record.json_field(inputs, "inputs")
+    else:
+        record.clean_mapping(inputs, "inputs")  # still learn masked values for the other fields
+    if decision.output is not None and settings.capture_output:
+        attrs[semconv.DECISION_OUTPUT] = record.json_field(decision.output, "output")
+    if decision.confidence is not None:
+        attrs[semconv.DECISION_CONFIDENCE] = decision.confidence
+    if decision.score is not None:
+        attrs[semconv.DECISION_SCORE] = decision.score
+    if decision.threshold is not None:
+        attrs[semconv.DECISION_THRESHOLD] = decision.threshold
+    if decision.options:
+        attrs[semconv.DECISION_OPTIONS] = [record.short_field(o) for o in decision.options]
+    if decision.rationale is not None:
+        attrs[semconv.DECISION_RATIONALE] = record.text_field(decision.rationale, "rationale")
+    if decision.reasons:
+        attrs[semconv.DECISION_REASONS] = [record.text_field(r, f"reasons[{i}]") for i, r in enumerate(decision.reasons)]
+    if decision.subject_id is not None:
+        attrs[semconv.DECISION_SUBJECT_ID] = policy.pseudonymise(decision.subject_id)
+    if decision.model_name is not None:
+        attrs[semconv.DECISION_MODEL_NAME] = attrs[semconv.GEN_AI_REQUEST_MODEL] = record.short_field(decision.model_name)
+    if decision.model_version is not None:
+        attrs[semconv.DECISION_MODEL_VERSION] = record.short_field(decision.model_version)
+    if decision.model_provider is not None:
+        attrs[semconv.DECISION_MODEL_PROVIDER] = attrs[semconv.GEN_AI_PROVIDER_NAME] = record.short_field(decision.model_provider)
+    if decision.policy_version is not None:
+        attrs[semconv.DECISION_POLICY_VERSION] = record.short_field(decision.policy_version)
+    if decision.regulations:
+        attrs[semconv.DECISION_REGULATIONS] = list(decision.regulations)
+    if decision.retention_class is not None:
+        attrs[semconv.DECISION_RETENTION_CLASS] = decision.retention_class
+    if decision.segment is not None:
+        attrs[semconv.DECISION_SEGMENT] = record.text_field(decision.segment, "segment")
+    if record.redacted:
+        attrs[semconv.DECISION_REDACTED] = record.redacted
+    identity = prefect_identity()
+    attrs.update(identity)
+    seq, chain_hash, prev_hash = _chain.link(decision.id, now, digest, decision.outcome, decision.type)
+    attrs[semconv.DECISION_INTEGRITY_SEQ] = seq
+    attrs[semconv.DECISION_INTEGRITY_HASH] = chain_hash
+    attrs[semconv.DECISION_INTEGRITY_PREV_HASH] = prev_hash
+
+    span = runtime.tracer.start_span(
+        semconv.DECISION_SPAN_PREFIX + attrs[semconv.DECISION_TYPE],
+        kind=SpanKind.INTERNAL,
+        attributes=attrs,
+        start_time=now,
+    )
+    ctx = span.get_span_context()
+    span.end(end_time=now)
+    if not span.is_recording() and not ctx.trace_flags.sampled:
+        runtime.warn_once(
+            "unsampled",
+            "otel-decisions: a decision span was not recorded (no SDK tracer provider, or a sampler "
+            "dropped it). Call otel_decisions.configure() at start-up so decisions are kept.",
+        )
+    recorded = dataclasses.replace(
+        decision, timestamp_ns=now, trace_id=format(ctx.trace_id, "032x"), span_id=format(ctx.span_id, "016x")
+    )
+    registry.add(decision.id, ctx, now, decision.outcome,
+                 identity.get(semconv.PREFECT_FLOW_RUN_ID), identity.get(semconv.PREFECT_TASK_RUN_ID))
+    return recorded
+
+
+def record_decision(decision: Decision | None = None, /, **fields: Any) -> Decision:
+    """Record one decision as a span and return it with its ``id``, timestamp and span ids.
+
+    Pass a :class:`Decision`, or its fields as keywords (``type``, ``outcome``, ``confidence``,
+    ``inputs``, ``reasons``, ...). Invalid fields raise ``ValueError`` naming the field; nothing
+    is recorded then. Can be called many times in one task (e.g. batch scoring).
+    """
+    if decision is None:
+        unknown = sorted(set(fields) - _DECISION_FIELDS - {"id"})
+        if unknown:
+            raise ValueError(
+                f"unknown decision field(s) {', '.join(unknown)}; known fields: {', '.join(sorted(_DECISION_FIELDS))}"
+            )
+        if "type" not in fields:
+            raise ValueError("type: is required; name the kind of decision, e.g. type='credit.approval'")
+        if "outcome" not in fields:
+            raise ValueError("outcome: is required; say what was decided, e.g. outcome='approve'")
+        decision = Decision(**fields)
+        inputs_given = "inputs" in fields
+    else:
+        if fields:
+            decision = dataclasses.replace(decision, **fields)
+        inputs_given = decision.inputs is not None
+    return _emit(decision, semconv.DecisionSource.EXPLICIT, inputs_given)
+
+
+# --- decorator ----------------------------------------------------------------------------
+@overload
+def decision(fn: F, /) -> F: ...
+@overload
+def decision(fn: None = None, /, **defaults: Any) -> Callable[[F], F]: ...
+
+
+def decision(fn: Callable[..., Any] | None = None, /, **defaults: Any) -> Any:
+    """Decorate a function (called inside a task) whose return value is the decision.
+
+    The function's bound arguments become ``inputs``; its return value may be a
+    :class:`Decision`, a decision-shaped mapping / model / dataclass, or a plain outcome
+    (str). Keyword arguments (``type=...``, ``model_version=...``) fill fields the return
+    value leaves empty. The function's return value is passed through unchanged.
+    """
+    unknown = sorted(set(defaults) - _DECISION_FIELDS)
+    if unknown:
+        raise ValueError(f"@decision: unknown field(s) {', '.join(unknown)}; known fields: {', '.join(sorted(_DECISION_FIELDS))}")
+
+    def wrap(func: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(func)
+        dtype = defaults.get("type") or f"{func.__module__}.{func.__qualname__}"
+
+        def capture(args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
+            try:
+                bound = signature.bind_partial(*args, **kwargs)
+                bound.apply_defaults()
+                inputs = dict(bound.arguments)
+                built = decision_from_value(result, inputs=inputs, defaults={**defaults, "type": dtype},
+                                            outcome_fields=None, confidence_fields=None, require_confidence=False)
+                if built is None:
+                    from otel_decisions.configure import get_runtime
+
+                    get_runtime().warn_once(
+                        f"decorator-shape:{dtype}",
+                        f"otel-decisions: @decision function {func.__qualname__} returned a "
+                        f"{type(result).__name__} with no outcome field; nothing recorded. Return a Decision, "
+                        "a str outcome, or a mapping with an 'outcome' field.",
+                    )
+                    return
+                _emit(built, semconv.DecisionSource.DECORATOR, True)
+            except Exception as exc:  # noqa: BLE001 - never break the user's function
+                from otel_decisions.configure import get_runtime
+
+                get_runtime().warn_once(f"decorator:{dtype}:{type(exc).__name__}",
+                                        f"otel-decisions: could not record the decision of {func.__qualname__}: {exc}")
+
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                result = await func(*args, **kwargs)
+                capture(args, kwargs, result)
+                return result
+
+            return async_wrapper
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            result = func(*args, **kwargs)
+            capture(args, kwargs, result)
+            return result
+
+        return wrapper
+
+    if fn is not None:
+        return wrap(fn)
+    return wrap
+
+
+# --- shape detection (zero-code capture) -----------------------------------------------
+_ALIASES: dict[str, tuple[str, ...]] = {
+    "type": ("decision_type", "type"),
+    "rationale": ("rationale", "explanation", "justification"),
+    "reasons": ("reasons", "principal_reasons", "reason_codes", "top_reasons", "adverse_reasons"),
+    "options": ("options", "alternatives", "classes", "candidates"),
+    "threshold": ("threshold", "cutoff", "cut_off"),
+    "model_name": ("model_name", "model"),
+    "model_version": ("model_version",),
+    "model_provider": ("model_provider", "provider"),
+    "policy_version": ("policy_version",),
+    "subject_id": ("subject_id", "subject"),
+    "review_required": ("review_required", "needs_review", "requires_review"),
+    "automation": ("automation",),
+    "regulations": ("regulations",),
+    "segment": ("segment",),
+}
+
+
+def _as_mapping(value: Any) -> Mapping[str, Any] | None:
+    if isinstance(value, Mapping):
+        return value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    model_dump = getattr(value, "model_dump", None)
+    if callable(model_dump) and hasattr(type(value), "model_fields"):
+        try:
+            return model_dump()
+        except Exception:  # noqa: BLE001
+            return None
+    return None
+
+
+def decision_from_value(
+    value: Any,
+    *,
+    inputs: Any,
+    defaults: Mapping[str, Any],
+    outcome_fields: Sequence[str] | None,
+    confidence_fields: Sequence[str] | None,
+    require_confidence: bool = True,
+) -> Decision | None:
+    """Build a :class:`Decision` from a task's or function's return value, or ``None`` if it is not decision-shaped.
+
+    Raises ``ValueError`` (naming the field) when the value is decision-shaped but a field is invalid.
+    """
+    from otel_decisions.config import DEFAULT_CONFIDENCE_FIELDS, DEFAULT_OUTCOME_FIELDS
+
+    if isinstance(value, Decision):
+        fields = {f: getattr(value, f) for f in _DECISION_FIELDS}
+        if value.inputs is None:
+            fields["inputs"] = inputs
+        for key, default in defaults.items():
+            if fields.get(key) in (None, (), "") and key != "type":
+                fields[key] = default
+        return Decision(id=value.id, **fields)
+    if isinstance(value, str) and not require_confidence:
+        return Decision(**{**defaults, "outcome": value, "inputs": inputs})
+    mapping = _as_mapping(value)
+    if mapping is None:
+        return None
+    outcome_keys = outcome_fields or DEFAULT_OUTCOME_FIELDS
+    confidence_keys = confidence_fields or DEFAULT_CONFIDENCE_FIELDS
+    outcome_key = next((k for k in outcome_keys if k in mapping and _is_scalar(mapping[k])), None)
+    if outcome_key is None:
+        return None
+    confidence_key = next((k for k in confidence_keys if k in mapping and _is_number(mapping[k])), None)
+    if confidence_key is None and require_confidence:
+        return None
+    fields: dict[str, Any] = {"outcome": mapping[outcome_key], "inputs": inputs, "output": value}
+    if confidence_key is not None:
+        raw = mapping[confidence_key]
+        if confidence_key == "score" and not (0.0 <= float(raw) <= 1.0):
+            fields["score"] = raw  # a raw score, not a probability
+        else:
+            fields["confidence"] = raw
+            if "score" in mapping and confidence_key != "score" and _is_number(mapping["score"]):
+                fields["score"] = mapping["score"]
+    for field, aliases in _ALIASES.items():
+        for alias in aliases:
+            if alias in mapping and mapping[alias] is not None and alias not in (outcome_key, confidence_key):
+                fields[field] = mapping[alias]
+                break
+    for key, default in defaults.items():
+        fields.setdefault(key, default)
+    if "id" in mapping and isinstance(mapping["id"], str):
+        try:
+            uuid.UUID(mapping["id"])
+            fields["id"] = mapping["id"]
+        except ValueError:
+            pass
+    return Decision(**fields)
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, (str, int, bool)) or (hasattr(value, "value") and isinstance(value.value, str))
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return True
+    return hasattr(value, "dtype") and hasattr(value, "item")  # numpy scalar
+
+
+# --- reviews ------------------------------------------------------------------------------
+def record_review(
+    decision: Decision | str,
+    /,
+    *,
+    reviewer: str,
+    action: str | semconv.ReviewAction,
+    reason: str | None = None,
+    new_outcome: str | None = None,
+    original_outcome: str | None = None,
+) -> str:
+    """Record a human review or override of *decision* (a :class:`Decision` or its id).
+
+    Makes a ``decision.review`` span carrying ``decision.id`` and a link to the decision's span
+    (when known: the decision object carries it, or it was recorded in this process). Works from
+    a later flow run. Returns the review id.
+    """
+    from otel_decisions.configure import get_runtime
+
+    if isinstance(decision, Decision):
+        decision_id = decision.id
+        link_ctx = decision.span_context
+        decided_at = decision.timestamp_ns
+        original = original_outcome or decision.outcome
+    else:
+        decision_id = str(decision)
+        link_ctx, decided_at, original = None, None, original_outcome
+    try:
+        uuid.UUID(decision_id)
+    except ValueError:
+        raise ValueError(f"decision: {decision_id!r} is not a decision id (UUID); pass the Decision returned by record_decision") from None
+    if not reviewer or not str(reviewer).strip():
+        raise ValueError("reviewer: is required; pass the reviewer's user id (it is pseudonymised)")
+    action_value = action.value if isinstance(action, semconv.ReviewAction) else str(action)
+    if action_value not in _ACTION_VALUES:
+        raise ValueError(f"action: {action_value!r} is not one of {sorted(_ACTION_VALUES)}")
+    if action_value == semconv.ReviewAction.OVERRIDE.value and not new_outcome:
+        raise ValueError("new_outcome: an override needs the outcome the reviewer chose")
+    known = registry.lookup(decision_id)
+    if known is not None:
+        link_ctx = link_ctx or known[0]
+        decided_at = decided_at or known[1]
+        original = original or known[2]
+
+    runtime = get_runtime()
+    policy = runtime.privacy
+    record = policy.new_record()
+    review_id = str(uuid.uuid4())
+    attrs: dict[str, Any] = {
+        semconv.DECISION_ID: decision_id,
+        semconv.DECISION_REVIEW_ID: review_id,
+        semconv.DECISION_REVIEW_REVIEWER_ID: policy.pseudonymise(reviewer),
+        semconv.DECISION_REVIEW_ACTION: action_value,
+        semconv.DECISION_PSEUDONYM_KEY_ID: policy.key_id,
+    }
+    if reason is not None:
+        attrs[semconv.DECISION_REVIEW_REASON] = record.text_field(reason, "review.reason")
+    if original is not None:
+        attrs[semconv.DECISION_REVIEW_ORIGINAL_OUTCOME] = record.short_field(original)
+    if new_outcome is not None:
+        attrs[semconv.DECISION_REVIEW_NEW_OUTCOME] = record.short_field(new_outcome)
+    if decided_at is not None:
+        attrs[semconv.DECISION_REVIEW_DECIDED_AT] = int(decided_at)
+    if record.redacted:
+        attrs[semconv.DECISION_REDACTED] = record.redacted
+    attrs.update(prefect_identity())
+    links = [Link(link_ctx, {semconv.DECISION_ID: decision_id})] if link_ctx is not None else []
+    now = time.time_ns()
+    span = runtime.tracer.start_span(semconv.REVIEW_SPAN_NAME, kind=SpanKind.INTERNAL, attributes=attrs,
+                                     links=links, start_time=now)
+    span.end(end_time=now)
+    return review_id
+
+
+def current_span_is_recording() -> bool:
+    return trace.get_current_span().is_recording()

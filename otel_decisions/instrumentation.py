@@ -1,0 +1,283 @@
+"""``PrefectInstrumentor``: every Prefect task run's decisions become spans, with no code changes.
+
+Hook points (Prefect 3.9, pinned; see ``shared/PREFECT_NOTES.md``):
+
+- ``{Sync,Async}TaskRunEngine.handle_success``: sees each successful attempt's return value
+  while the task-run span is still current (also generator tasks' return values). A
+  decision-shaped value becomes a decision span whose inputs are the task's parameters.
+  Cache hits arrive as a ``ResultRecord`` and record nothing (no new decision was made).
+- ``{Sync,Async}TaskRunEngine.call_task_fn`` and ``{Flow,AsyncFlow}RunEngine.call_flow_fn``:
+  only when Prefect's run telemetry is off, the instrumentor makes the flow and task spans
+  itself, so decisions still have parents; when it is on, Prefect's spans are used (never both).
+- ``RunTelemetry.end_span_on_success/failure``: stamps the number of decisions captured in a
+  flow run on Prefect's flow-run span (``decision.flow.captured``) for completeness checks.
+
+Every wrapper catches its own errors and logs them once: a task's result or exception is never changed.
+
+Example::
+
+    from otel_decisions import PrefectInstrumentor, configure
+    configure()
+    PrefectInstrumentor().instrument()
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Collection
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.instrumentation.utils import unwrap
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from wrapt import wrap_function_wrapper
+
+from otel_decisions import semconv
+from otel_decisions.decision import Decision, _emit, decision_from_value, registry
+
+logger = logging.getLogger("otel_decisions")
+
+_INSTRUMENTS = ("prefect >= 3.9, < 3.10",)
+
+_TASK_ENGINE = "prefect.task_engine"
+_FLOW_ENGINE = "prefect.flow_engine"
+_TELEMETRY = "prefect.telemetry.run_telemetry"
+
+_PATCHES: tuple[tuple[str, str, str], ...] = (
+    (_TASK_ENGINE, "SyncTaskRunEngine", "handle_success"),
+    (_TASK_ENGINE, "AsyncTaskRunEngine", "handle_success"),
+    (_TASK_ENGINE, "SyncTaskRunEngine", "call_task_fn"),
+    (_TASK_ENGINE, "AsyncTaskRunEngine", "call_task_fn"),
+    (_FLOW_ENGINE, "FlowRunEngine", "call_flow_fn"),
+    (_FLOW_ENGINE, "AsyncFlowRunEngine", "call_flow_fn"),
+    (_TELEMETRY, "RunTelemetry", "end_span_on_success"),
+    (_TELEMETRY, "RunTelemetry", "end_span_on_failure"),
+)
+
+
+def _warn_once(key: str, message: str) -> None:
+    try:
+        from otel_decisions.configure import get_runtime
+
+        get_runtime().warn_once(key, message)
+    except Exception:  # noqa: BLE001 - even the runtime failing must not reach the task
+        logger.warning(message)
+
+
+class PrefectInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Instruments Prefect 3.9 task and flow engines. Idempotent and reversible.
+
+    ``instrument(tracer_provider=...)`` sets the provider of the fallback flow/task spans (made
+    only when Prefect's own run telemetry is off); decision spans follow ``configure()``.
+    """
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return _INSTRUMENTS
+
+    def _instrument(self, **kwargs: Any) -> None:
+        from otel_decisions.configure import __version__
+
+        self._tracer = trace.get_tracer(semconv.INSTRUMENTATION_SCOPE, __version__, kwargs.get("tracer_provider"))
+        wrappers = {
+            "handle_success": (self._sync_handle_success, self._async_handle_success),
+            "call_task_fn": (self._sync_call_task_fn, self._async_call_task_fn),
+            "call_flow_fn": (self._sync_call_flow_fn, self._async_call_flow_fn),
+        }
+        for module, cls, method in _PATCHES:
+            if method in wrappers:
+                sync_wrapper, async_wrapper = wrappers[method]
+                wrapper = async_wrapper if cls.startswith("Async") else sync_wrapper
+            else:
+                wrapper = self._end_run_span
+            wrap_function_wrapper(module, f"{cls}.{method}", wrapper)
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        import importlib
+
+        for module, cls, method in _PATCHES:
+            unwrap(getattr(importlib.import_module(module), cls), method)
+
+    # --- auto-capture -------------------------------------------------------------------
+    def _capture(self, engine: Any, result: Any) -> None:
+        """Record a decision for a decision-shaped task result. Never raises."""
+        try:
+            from prefect.client.schemas.objects import State
+            from prefect.results import ResultRecord
+
+            from otel_decisions.configure import get_runtime
+
+            task_run = getattr(engine, "task_run", None)
+            explicit = registry.pop_task(str(task_run.id)) if task_run is not None else 0
+            runtime = get_runtime()
+            settings = runtime.settings
+            if not settings.auto_capture or explicit:
+                return  # the task recorded its decisions itself
+            if result is None or isinstance(result, (State, ResultRecord)) or inspect.isawaitable(result):
+                return
+            if isinstance(result, Decision) and result.timestamp_ns is not None:
+                return  # already recorded with record_decision()
+            task = engine.task
+            dtype = task.name if settings.default_decision_type == "task" else settings.default_decision_type
+            params = dict(engine.parameters or {})
+            kwargs: dict[str, Any] = {
+                "inputs": params,
+                "defaults": {"type": dtype},
+                "outcome_fields": settings.outcome_fields,
+                "confidence_fields": settings.confidence_fields,
+            }
+            try:
+                built = decision_from_value(result, **kwargs)
+            except ValueError as exc:
+                field = str(exc).split(":", 1)[0]
+                _warn_once(
+                    f"auto-invalid:{task.name}:{field}",
+                    f"otel-decisions: task {task.name!r} returned a decision with an invalid field: {exc}. "
+                    f"The decision is recorded without {field!r}; the raw value stays in decision.output.",
+                )
+                built = _rebuild_without(result, field, kwargs)
+            if built is not None:
+                _emit(built, semconv.DecisionSource.AUTO, True)
+        except Exception as exc:  # noqa: BLE001
+            _warn_once(f"capture:{type(exc).__name__}", f"otel-decisions: auto-capture failed and was skipped: {exc!r}")
+
+    def _sync_handle_success(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        self._capture(instance, args[0] if args else kwargs.get("result"))
+        return wrapped(*args, **kwargs)
+
+    async def _async_handle_success(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        self._capture(instance, args[0] if args else kwargs.get("result"))
+        return await wrapped(*args, **kwargs)
+
+    # --- fallback spans when Prefect's telemetry is off ---------------------------------
+    def _start_own_span(self, engine: Any, run: Any, run_type: str) -> Span | None:
+        """A flow/task span like Prefect's, only when Prefect made none. Never raises."""
+        try:
+            if getattr(engine, "_telemetry", None) is None or engine._telemetry.span is not None:
+                return None
+            if run is None:
+                return None
+            attributes: dict[str, Any] = {
+                semconv.PREFECT_RUN_NAME: run.name,
+                semconv.PREFECT_RUN_TYPE: run_type,
+                semconv.PREFECT_RUN_ID: str(run.id),
+                semconv.PREFECT_TAGS: list(run.tags or []),
+            }
+            if run_type == "task":
+                attributes[semconv.PREFECT_TASK_RUN_ID] = str(run.id)
+                attributes[semconv.PREFECT_TASK_NAME] = engine.task.name
+                if run.flow_run_id is not None:
+                    attributes[semconv.PREFECT_FLOW_RUN_ID] = str(run.flow_run_id)
+            else:
+                attributes[semconv.PREFECT_FLOW_RUN_ID] = str(run.id)
+                attributes[semconv.PREFECT_FLOW_NAME] = engine.flow.name
+            return self._tracer.start_span(run.name, kind=SpanKind.INTERNAL, attributes=attributes)
+        except Exception as exc:  # noqa: BLE001
+            _warn_once(f"span:{type(exc).__name__}", f"otel-decisions: could not start a {run_type} span: {exc!r}")
+            return None
+
+    @staticmethod
+    def _finish(span: Span, exc: BaseException | None, flow_run_id: str | None = None) -> None:
+        try:
+            if flow_run_id is not None:
+                span.set_attribute(semconv.DECISION_FLOW_CAPTURED, registry.pop_flow(flow_run_id))
+            if exc is not None:
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+                span.set_attribute(semconv.ERROR_TYPE, type(exc).__qualname__)
+            else:
+                span.set_status(Status(StatusCode.OK))
+            span.end()
+        except Exception as err:  # noqa: BLE001
+            _warn_once("span-end", f"otel-decisions: could not end a span: {err!r}")
+
+    def _sync_call_task_fn(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        span = self._start_own_span(instance, getattr(instance, "task_run", None), "task")
+        if span is None:
+            return wrapped(*args, **kwargs)
+        with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+            try:
+                result = wrapped(*args, **kwargs)
+            except BaseException as exc:
+                self._finish(span, exc)
+                raise
+        self._finish(span, None)
+        return result
+
+    async def _async_call_task_fn(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        span = self._start_own_span(instance, getattr(instance, "task_run", None), "task")
+        if span is None:
+            return await wrapped(*args, **kwargs)
+        with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+            try:
+                result = await wrapped(*args, **kwargs)
+            except BaseException as exc:
+                self._finish(span, exc)
+                raise
+        self._finish(span, None)
+        return result
+
+    def _sync_call_flow_fn(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        flow_run = getattr(instance, "flow_run", None)
+        span = self._start_own_span(instance, flow_run, "flow")
+        if span is None:
+            return wrapped(*args, **kwargs)
+        run_id = str(flow_run.id)
+        with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+            try:
+                result = wrapped(*args, **kwargs)
+            except BaseException as exc:
+                self._finish(span, exc, run_id)
+                raise
+        if inspect.isawaitable(result):  # an async flow run by the sync engine returns a coroutine
+            return self._finish_after(span, result, run_id)
+        self._finish(span, None, run_id)
+        return result
+
+    async def _finish_after(self, span: Span, awaitable: Any, run_id: str) -> Any:
+        with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+            try:
+                result = await awaitable
+            except BaseException as exc:
+                self._finish(span, exc, run_id)
+                raise
+        self._finish(span, None, run_id)
+        return result
+
+    async def _async_call_flow_fn(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        flow_run = getattr(instance, "flow_run", None)
+        span = self._start_own_span(instance, flow_run, "flow")
+        if span is None:
+            return await wrapped(*args, **kwargs)
+        return await self._finish_after(span, wrapped(*args, **kwargs), str(flow_run.id))
+
+    # --- completeness on Prefect's own flow span ------------------------------------------
+    def _end_run_span(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        try:
+            span = instance.span
+            attributes = getattr(span, "attributes", None) or {}
+            if span is not None and attributes.get(semconv.PREFECT_RUN_TYPE) == "flow":
+                span.set_attribute(semconv.DECISION_FLOW_CAPTURED, registry.pop_flow(str(attributes.get(semconv.PREFECT_RUN_ID))))
+        except Exception as exc:  # noqa: BLE001
+            _warn_once("flow-count", f"otel-decisions: could not stamp the flow's decision count: {exc!r}")
+        return wrapped(*args, **kwargs)
+
+
+def _rebuild_without(result: Any, field: str, kwargs: dict[str, Any]) -> Decision | None:
+    """Build the decision again with the invalid *field* left out (its raw value stays in the output)."""
+    import dataclasses
+
+    from otel_decisions.config import DEFAULT_CONFIDENCE_FIELDS
+    from otel_decisions.decision import _as_mapping
+
+    mapping = _as_mapping(result)
+    if mapping is None:
+        return None
+    drop = set(kwargs["confidence_fields"] or DEFAULT_CONFIDENCE_FIELDS) if field == "confidence" else {field}
+    cleaned = {key: value for key, value in mapping.items() if key not in drop}
+    try:
+        built = decision_from_value(cleaned, **kwargs, require_confidence=False)
+    except ValueError:
+        return None
+    return dataclasses.replace(built, output=result) if built is not None else None

@@ -1,0 +1,318 @@
+"""The privacy pipeline: the one path every captured value takes before it becomes an attribute.
+
+Order: make JSON-able → key policy (deny-list or allow-list; masked values replaced by
+:data:`~otel_decisions.semconv.REDACTION_SENTINEL` and their paths listed) → free-text
+scrubbing (e-mail, SSN-like, phone, Luhn-valid card numbers, and any value masked
+elsewhere in the same record) → truncation with a marker. Identifiers are pseudonymised
+with HMAC-SHA256; the digest of the raw inputs is an HMAC of their canonical JSON.
+
+Example::
+
+    policy = PrivacyPolicy.from_settings(DecisionSettings())
+    record = policy.new_record()
+    clean = record.clean_mapping({"ssn": "123-45-6789", "income": 52000}, "inputs")
+    # clean == {"ssn": "[REDACTED]", "income": 52000}; record.redacted == ["inputs.ssn"]
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as _dt
+import decimal
+import enum
+import hashlib
+import hmac
+import json
+import math
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from pathlib import PurePath
+from typing import Any
+
+from otel_decisions import semconv
+from otel_decisions.config import DecisionSettings, key_id
+
+_SENTINEL = semconv.REDACTION_SENTINEL
+_MAX_DEPTH = 32
+
+# Free-text patterns. Card numbers are confirmed with a Luhn check before masking.
+_EMAIL = r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}"
+_SSN = r"\b\d{3}[- ]\d{2}[- ]\d{4}\b|\b(?<!\d)\d{9}(?!\d)\b"
+_CARD = r"\b(?:\d[ -]?){12,18}\d\b"
+_PHONE = r"(?:(?<![\w])\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)|\b\d{2,4})[\s.-]\d{3,4}[\s.-]\d{3,4}\b"
+_FREE_TEXT = re.compile(f"(?P<email>{_EMAIL})|(?P<card>{_CARD})|(?P<ssn>{_SSN})|(?P<phone>{_PHONE})")
+_LIKELY = re.compile(r"@|\d{3}")
+"""Cheap pre-check: text with no '@' and no run of 3 digits cannot match any pattern."""
+
+_SCRUB_LABEL = {"email": "[EMAIL]", "card": "[CARD]", "ssn": "[SSN]", "phone": "[PHONE]"}
+
+
+def luhn_valid(digits: str) -> bool:
+    """True when *digits* (only 0-9) passes the Luhn checksum."""
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        if index % 2 == 1:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def to_jsonable(value: Any, _depth: int = 0) -> Any:
+    """Convert *value* to JSON-compatible data. Nothing is dropped: unknown objects become a marker string."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return repr(value)  # 'nan' / 'inf' are not JSON
+    if _depth > _MAX_DEPTH:
+        return f"{semconv.UNSERIALISABLE_PREFIX}{type(value).__name__}: nested too deep>"
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v, _depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v, _depth + 1) for v in value]
+    if isinstance(value, (set, frozenset)):
+        items = [to_jsonable(v, _depth + 1) for v in value]
+        try:
+            return sorted(items)  # type: ignore[type-var]
+        except TypeError:
+            return sorted(items, key=repr)
+    if isinstance(value, enum.Enum):
+        return to_jsonable(value.value, _depth + 1)
+    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
+        return value.isoformat()
+    if isinstance(value, _dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, (decimal.Decimal, uuid.UUID, PurePath)):
+        return str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "base64:" + base64.b64encode(bytes(value)).decode()
+    model_dump = getattr(value, "model_dump", None)
+    if callable(model_dump):  # pydantic v2
+        try:
+            return to_jsonable(model_dump(mode="json"), _depth + 1)
+        except Exception:  # noqa: BLE001 - fall through to the generic marker
+            pass
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name), _depth + 1) for f in dataclasses.fields(value)}
+    for method in ("tolist", "item"):  # numpy arrays and scalars
+        convert = getattr(value, method, None)
+        if callable(convert):
+            try:
+                return to_jsonable(convert(), _depth + 1)
+            except Exception:  # noqa: BLE001
+                break
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict):  # pandas
+        try:
+            return to_jsonable(to_dict(), _depth + 1)
+        except Exception:  # noqa: BLE001
+            pass
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - a broken __repr__ must not lose the record
+        text = "repr failed"
+    if len(text) > 200:
+        text = text[:200] + "…"
+    return f"{semconv.UNSERIALISABLE_PREFIX}{type(value).__name__}: {text}>"
+
+
+def canonical_json(value: Any) -> str:
+    """Canonical JSON: sorted keys, no whitespace, UTF-8 text (the form that is digested)."""
+    return json.dumps(to_jsonable(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def truncate(text: str, limit: int) -> str:
+    """Cut *text* to at most *limit* characters, ending with a marker that says how much was dropped."""
+    if len(text) <= limit:
+        return text
+    marker = semconv.TRUNCATION_MARKER.format(dropped=len(text) - limit)
+    keep = max(0, limit - len(marker))
+    return text[:keep] + semconv.TRUNCATION_MARKER.format(dropped=len(text) - keep)
+
+
+class PrivacyPolicy:
+    """Compiled privacy settings. Build one per configuration; it is immutable and thread-safe."""
+
+    def __init__(
+        self,
+        *,
+        mode: str,
+        deny_patterns: Iterable[str],
+        allow_patterns: Iterable[str],
+        key: bytes,
+        scrub_free_text: bool = True,
+        max_value_length: int = 4096,
+        max_json_length: int = 65_536,
+    ) -> None:
+        if mode not in ("denylist", "allowlist"):
+            raise ValueError(f"privacy_mode: {mode!r} is not 'denylist' or 'allowlist'")
+        self.mode = mode
+        self._deny = _compile("privacy_deny_patterns", deny_patterns)
+        self._allow = _compile("privacy_allow_patterns", allow_patterns)
+        if len(key) < 16:
+            raise ValueError("hmac_key: must be at least 16 bytes")
+        self._key = key
+        self.key_id = key_id(key)
+        self.scrub_free_text = scrub_free_text
+        self.max_value_length = max_value_length
+        self.max_json_length = max_json_length
+        self._key_cache: dict[str, bool] = {}
+
+    @classmethod
+    def from_settings(cls, settings: DecisionSettings) -> PrivacyPolicy:
+        return cls(
+            mode=settings.privacy_mode,
+            deny_patterns=settings.deny_patterns,
+            allow_patterns=settings.privacy_allow_patterns,
+            key=settings.resolved_hmac_key(),
+            scrub_free_text=settings.scrub_free_text,
+            max_value_length=settings.max_value_length,
+            max_json_length=settings.max_json_length,
+        )
+
+    # --- keys ---------------------------------------------------------------------
+    def is_masked_key(self, key: str) -> bool:
+        """True when the policy protects the value under *key*."""
+        cached = self._key_cache.get(key)
+        if cached is not None:
+            return cached
+        if self.mode == "denylist":
+            masked = bool(self._deny and self._deny.search(key))
+        else:
+            masked = not (self._allow and self._allow.search(key))
+        if len(self._key_cache) < 10_000:
+            self._key_cache[key] = masked
+        return masked
+
+    # --- identifiers ----------------------------------------------------------------
+    def pseudonymise(self, identifier: Any) -> str:
+        """HMAC-SHA256 pseudonym (hex) of an identifier: stable for one key, irreversible without it."""
+        return hmac.new(self._key, str(identifier).encode(), hashlib.sha256).hexdigest()
+
+    def digest(self, raw: Any) -> str:
+        """HMAC-SHA256 (hex) of the canonical JSON of *raw*: proves which inputs were used without revealing them."""
+        return hmac.new(self._key, canonical_json(raw).encode(), hashlib.sha256).hexdigest()
+
+    def new_record(self) -> PrivacyRecord:
+        """State for one decision: masked paths and values, so a value masked once is masked everywhere."""
+        return PrivacyRecord(self)
+
+
+class PrivacyRecord:
+    """Applies a :class:`PrivacyPolicy` to the fields of one record and remembers what it masked."""
+
+    __slots__ = ("_policy", "redacted", "_masked_values")
+
+    def __init__(self, policy: PrivacyPolicy) -> None:
+        self._policy = policy
+        self.redacted: list[str] = []
+        self._masked_values: set[str] = set()
+
+    # A masked value is remembered (to scrub it elsewhere) only when long enough to be specific.
+    _MIN_REMEMBERED = 4
+
+    def clean_mapping(self, value: Any, path: str) -> Any:
+        """Return a JSON-able copy of *value* with protected keys masked (paths recorded under *path*)."""
+        return self._clean(to_jsonable(value), path, 0)
+
+    def _clean(self, value: Any, path: str, depth: int) -> Any:
+        if isinstance(value, dict):
+            out: dict[str, Any] = {}
+            policy = self._policy
+            for key, item in value.items():
+                child = f"{path}.{key}" if path else key
+                if policy.is_masked_key(key):
+                    self.redacted.append(child)
+                    self._remember(item)
+                    out[key] = _SENTINEL
+                else:
+                    out[key] = self._clean(item, child, depth + 1)
+            return out
+        if isinstance(value, list):
+            return [self._clean(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]
+        return value
+
+    def _remember(self, value: Any) -> None:
+        if isinstance(value, dict):
+            for item in value.values():
+                self._remember(item)
+        elif isinstance(value, list):
+            for item in value:
+                self._remember(item)
+        elif isinstance(value, (str, int)) and not isinstance(value, bool):
+            text = str(value)
+            if len(text) >= self._MIN_REMEMBERED:
+                self._masked_values.add(text)
+
+    def scrub_tree(self, value: Any, path: str) -> Any:
+        """Scrub free text in every string leaf of an already-cleaned tree."""
+        if isinstance(value, str):
+            if value == _SENTINEL:
+                return value
+            return self.scrub_text(value, path)
+        if isinstance(value, dict):
+            return {k: self.scrub_tree(v, f"{path}.{k}") for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.scrub_tree(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return value
+
+    def scrub_text(self, text: str, path: str) -> str:
+        """Mask values masked elsewhere in this record, then e-mail / SSN / phone / card patterns."""
+        original = text
+        for secret in self._masked_values:
+            if secret in text:
+                text = text.replace(secret, _SENTINEL)
+        if self._policy.scrub_free_text and _LIKELY.search(text):
+            text = _FREE_TEXT.sub(_replace_match, text)
+        if text is not original and text != original:
+            self.redacted.append(path)
+        return text
+
+    def json_field(self, value: Any, path: str) -> str:
+        """Clean, scrub, serialise and truncate *value* for a JSON attribute such as ``decision.inputs``."""
+        cleaned = self.scrub_tree(self.clean_mapping(value, path), path)
+        text = json.dumps(cleaned, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return truncate(text, self._policy.max_json_length)
+
+    def text_field(self, value: Any, path: str) -> str:
+        """Scrub and truncate a free-text attribute such as ``decision.rationale``."""
+        text = value if isinstance(value, str) else str(to_jsonable(value))
+        return truncate(self.scrub_text(text, path), self._policy.max_value_length)
+
+    def short_field(self, value: Any) -> str:
+        """Truncate a short identifier-like attribute (model name, type, outcome)."""
+        text = value if isinstance(value, str) else str(to_jsonable(value))
+        return truncate(text, self._policy.max_value_length)
+
+
+def _replace_match(match: re.Match[str]) -> str:
+    kind = match.lastgroup or ""
+    if kind == "card":
+        digits = re.sub(r"\D", "", match.group(0))
+        if not (13 <= len(digits) <= 19 and luhn_valid(digits)):
+            # Not a card number; it may still contain a phone or SSN-like run.
+            return _FREE_TEXT_NO_CARD.sub(_replace_match, match.group(0))
+    return _SCRUB_LABEL.get(kind, _SENTINEL)
+
+
+_FREE_TEXT_NO_CARD = re.compile(f"(?P<email>{_EMAIL})|(?P<ssn>{_SSN})|(?P<phone>{_PHONE})")
+
+
+def _compile(field: str, patterns: Iterable[str]) -> re.Pattern[str] | None:
+    items = list(patterns)
+    if not items:
+        return None
+    for pattern in items:
+        if not isinstance(pattern, str):
+            raise ValueError(f"{field}: every pattern must be a string, got {pattern!r}")
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"{field}: invalid regular expression {pattern!r}: {exc}") from exc
+    return re.compile("|".join(f"(?:{p})" for p in items), re.IGNORECASE)
