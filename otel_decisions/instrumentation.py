@@ -57,13 +57,18 @@ _PATCHES: tuple[tuple[str, str, str], ...] = (
 )
 
 
+_fallback_warned: set[str] = set()
+
+
 def _warn_once(key: str, message: str) -> None:
     try:
         from otel_decisions.configure import get_runtime
 
         get_runtime().warn_once(key, message)
-    except Exception:  # noqa: BLE001 - even the runtime failing must not reach the task
-        logger.warning(message)
+    except Exception:  # noqa: BLE001 - even the runtime failing (bad settings) must not reach the task
+        if key not in _fallback_warned:
+            _fallback_warned.add(key)
+            logger.warning(message)
 
 
 class PrefectInstrumentor(BaseInstrumentor):  # type: ignore[misc]
@@ -140,7 +145,7 @@ class PrefectInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             if built is not None:
                 _emit(built, semconv.DecisionSource.AUTO, True)
         except Exception as exc:  # noqa: BLE001
-            _warn_once(f"capture:{type(exc).__name__}", f"otel-decisions: auto-capture failed and was skipped: {exc!r}")
+            _warn_once(f"capture:{type(exc).__name__}", f"otel-decisions: auto-capture failed and was skipped: {exc}")
 
     def _sync_handle_success(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         self._capture(instance, args[0] if args else kwargs.get("result"))

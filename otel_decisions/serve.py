@@ -123,9 +123,7 @@ _STATUS_BY_CODE: dict[int, int] = {
     48: 501,  # NOT_IMPLEMENTED
     381: 411,  # HTTP_LENGTH_REQUIRED
     372: 404,  # SESSION_NOT_FOUND
-    373: 409,  # SESSION_IS_LOCKED (ClickHouse answers 500; 409 says "retry" more plainly)
 }
-_STATUS_BY_CODE[373] = 500  # be exact: ClickHouse sends 500 for a locked session
 
 # URL parameters the HTTP layer consumes; everything else (bar param_*) is a setting.
 _TRANSPORT_PARAMS = frozenset(
@@ -414,6 +412,190 @@ def ch_decompress_stream(chunks: Iterable[bytes], verify: bool = True) -> Iterat
             yield payload
         else:
             raise ClickHouseError.make(_ERR_CANNOT_DECOMPRESS, f"Unknown compression method 0x{method:02x}")
+
+
+# ======================================================================================
+# Native output for a client protocol revision. ClickHouse writes Native over HTTP in
+# the revision the client names (``client_protocol_version``, as clickhouse-go sends):
+# each block then starts with BlockInfo and each column carries a "custom
+# serialization" flag. chDB writes revision 0, so the blocks are re-framed here; that
+# needs each column's byte length, hence a walker over the Native column encodings.
+# ======================================================================================
+
+_REVISION_WITH_CUSTOM_SERIALIZATION = 54454
+_FIXED_WIDTH = {
+    **dict.fromkeys(("UInt8", "Int8", "Bool", "Enum8", "Nothing"), 1),
+    **dict.fromkeys(("UInt16", "Int16", "Date", "Enum16", "BFloat16"), 2),
+    **dict.fromkeys(("UInt32", "Int32", "Float32", "Date32", "DateTime", "IPv4", "Decimal32", "Time"), 4),
+    **dict.fromkeys(("UInt64", "Int64", "Float64", "DateTime64", "Decimal64", "Time64"), 8),
+    **dict.fromkeys(("UInt128", "Int128", "UUID", "IPv6", "Decimal128"), 16),
+    **dict.fromkeys(("UInt256", "Int256", "Decimal256"), 32),
+}
+
+
+@dataclass
+class _Type:
+    name: str
+    args: list[_Type] = field(default_factory=list)
+    raw_args: list[str] = field(default_factory=list)
+
+
+def _split_type_args(text: str) -> list[str]:
+    parts, depth, start, quote = [], 0, 0, ""
+    for i, ch in enumerate(text):
+        if quote:
+            if ch == quote and text[i - 1] != "\\":
+                quote = ""
+        elif ch in "'`\"":
+            quote = ch
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    parts.append(text[start:].strip())
+    return [part for part in parts if part]
+
+
+def _parse_type(text: str) -> _Type:
+    text = text.strip()
+    paren = text.find("(")
+    if paren < 0:
+        return _Type(text)
+    name, inner = text[:paren].strip(), text[paren + 1 : text.rindex(")")]
+    raw = _split_type_args(inner)
+    node = _Type(name, raw_args=raw)
+    if name in ("Nullable", "LowCardinality", "Array"):
+        node.args = [_parse_type(raw[0])]
+    elif name == "Map":
+        node.args = [_parse_type(raw[0]), _parse_type(raw[1])]
+    elif name == "Tuple":
+        # named elements: "a String"; unnamed: "String"
+        node.args = [
+            _parse_type(part.split(None, 1)[1] if re.match(r"^[A-Za-z_`][^\s(]*\s+[A-Z]", part) else part)
+            for part in raw
+        ]
+    return node
+
+
+class _NativeWalker:
+    """Finds where each column's bytes end in a revision-0 Native stream."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def varint(self) -> int:
+        shift = result = 0
+        while True:
+            byte = self.data[self.pos]
+            self.pos += 1
+            result |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                return result
+            shift += 7
+
+    def string(self) -> bytes:
+        size = self.varint()
+        value = self.data[self.pos : self.pos + size]
+        self.pos += size
+        return value
+
+    def u64(self) -> int:
+        value = _u64(self.data, self.pos)[0]
+        self.pos += 8
+        return value
+
+    def prefix(self, node: _Type) -> None:
+        if node.name == "LowCardinality":
+            self.u64()  # key serialization version
+            self.prefix(node.args[0])
+        elif node.name in ("Nullable", "Array"):
+            self.prefix(node.args[0])
+        elif node.name == "Map":
+            self.prefix(node.args[0])
+            self.prefix(node.args[1])
+        elif node.name == "Tuple":
+            for arg in node.args:
+                self.prefix(arg)
+
+    def skip(self, node: _Type, rows: int) -> None:
+        name = node.name
+        if rows == 0:
+            return
+        width = _FIXED_WIDTH.get(name)
+        if width is not None:
+            self.pos += width * rows
+        elif name == "Decimal":
+            precision = int(node.raw_args[0])
+            self.pos += rows * (4 if precision <= 9 else 8 if precision <= 18 else 16 if precision <= 38 else 32)
+        elif name == "FixedString":
+            self.pos += rows * int(node.raw_args[0])
+        elif name in ("String", "JSONString"):
+            for _ in range(rows):
+                size = self.varint()  # read first: `pos += varint()` would add to the old pos
+                self.pos += size
+        elif name == "Nullable":
+            self.pos += rows
+            self.skip(node.args[0], rows)
+        elif name in ("Array", "Map"):
+            self.pos += 8 * (rows - 1)
+            total = self.u64()
+            if name == "Array":
+                self.skip(node.args[0], total)
+            else:
+                self.skip(node.args[0], total)
+                self.skip(node.args[1], total)
+        elif name == "Tuple":
+            for arg in node.args:
+                self.skip(arg, rows)
+        elif name == "LowCardinality":
+            flags = self.u64()
+            if flags & (1 << 8):
+                raise ClickHouseError.make(_ERR_NOT_IMPLEMENTED, "LowCardinality with a global dictionary in Native")
+            if flags & (1 << 9):
+                keys = self.u64()
+                inner = node.args[0]
+                self.skip(inner.args[0] if inner.name == "Nullable" else inner, keys)
+            count = self.u64()
+            self.pos += count * (1, 2, 4, 8)[flags & 0xFF]
+        else:
+            raise ClickHouseError.make(
+                _ERR_NOT_IMPLEMENTED,
+                f"Native output of type {name} for a client protocol revision is not supported by otel-decisions serve; "
+                "select it as String or use RowBinary/TabSeparated",
+            )
+
+
+def native_for_revision(data: bytes, revision: int) -> bytes:
+    """Re-frame revision-0 Native blocks for a client speaking *revision* (> 0)."""
+    if revision <= 0:
+        return data
+    walker = _NativeWalker(data)
+    out = bytearray()
+    custom_flag = revision >= _REVISION_WITH_CUSTOM_SERIALIZATION
+    while walker.pos < len(data):
+        out += b"\x01\x00\x02\xff\xff\xff\xff\x00"  # BlockInfo: is_overflows=0, bucket_num=-1, end
+        start = walker.pos
+        columns = walker.varint()
+        rows = walker.varint()
+        out += data[start : walker.pos]
+        for _ in range(columns):
+            start = walker.pos
+            walker.string()
+            type_name = walker.string().decode()
+            out += data[start : walker.pos]
+            if custom_flag:
+                out += b"\x00"
+            start = walker.pos
+            if rows:
+                node = _parse_type(type_name)
+                walker.prefix(node)
+                walker.skip(node, rows)
+            out += data[start : walker.pos]
+    return bytes(out)
 
 
 # ======================================================================================
@@ -870,8 +1052,10 @@ class _Handler(BaseHTTPRequestHandler):
         logger.debug("serve %s - " + format, self.address_string(), *args)
 
     # Keep-alive connections wait here between requests; on shutdown an idle one closes.
+    _served = 0
+
     def handle_one_request(self) -> None:
-        if not self._wait_for_request():
+        if not self._wait_for_request(first=self._served == 0):
             self.close_connection = True
             return
         self.server.track(+1)
@@ -879,10 +1063,11 @@ class _Handler(BaseHTTPRequestHandler):
             super().handle_one_request()
         finally:
             self.server.track(-1)
+            self._served += 1
         if self.server.draining:
             self.close_connection = True
 
-    def _wait_for_request(self) -> bool:
+    def _wait_for_request(self, first: bool) -> bool:
         sock = self.connection
         try:
             sock.settimeout(0)
@@ -896,7 +1081,10 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             return False
         idle_since = time.monotonic()
-        while not self.server.draining:
+        # A new connection gets its first request read even while draining (it was
+        # accepted before the listener closed); an idle keep-alive one just closes.
+        grace_s = 2.0 if first else 0.0
+        while not self.server.draining or time.monotonic() - idle_since < grace_s:
             readable, _, _ = select.select([sock], [], [], _POLL_S)
             if readable:
                 return True
@@ -946,6 +1134,9 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ClickHouseError.make(_ERR_NOT_IMPLEMENTED, "External tables (multipart/form-data) are not supported")
             outcome = self._execute(params, body, query_id)
             payload = outcome.body
+            revision = int(params.get("client_protocol_version") or 0)
+            if revision and outcome.fmt and outcome.fmt.lower() == "native" and payload:
+                payload = native_for_revision(payload, revision)
             headers = {
                 "X-ClickHouse-Query-Id": query_id,
                 "X-ClickHouse-Summary": json.dumps(
@@ -1032,28 +1223,27 @@ class _Handler(BaseHTTPRequestHandler):
         if head:
             head += "\n"  # ClickHouse joins the query parameter and the body with a line feed
         stream = _PeekableChunks(chunks)
-        prefix = head.encode()
-        stream.head = prefix
+        stream.head = head.encode()
         split: _InsertSplit | None = None
-        if _is_insert(head) or not head:
-            # pull until the statement shows whether data follows
-            while True:
-                text = stream.head[:65536].decode("utf-8", errors="replace")
-                split = _split_insert(text)
-                if split is not None or stream.exhausted or len(stream.head) > 65536:
-                    break
-                if text.strip() and not _is_insert(text):
-                    break
-                stream.pull()
+        # Pull body bytes until the statement shows whether data follows it. The scan
+        # runs on latin-1 text so character offsets are byte offsets.
+        while True:
+            text = stream.head[:65536].decode("latin-1")
+            stripped = text.lstrip()
+            if len(stripped) > 6 and not _is_insert(stripped):
+                break  # an ordinary query: read it whole below
+            split = _split_insert(text)
+            if split is not None or stream.exhausted or len(stream.head) > 65536:
+                break
+            stream.pull()
         session_id = params.get("session_id") or None
         timeout_s = float(params.get("session_timeout") or 60)
         conn, release = engine.acquire(session_id, timeout_s, params.get("session_check") == "1")
         try:
             if split is not None:
-                text = stream.head[:65536].decode("utf-8", errors="replace")
-                data_offset = len(text[: split.data_offset].encode("utf-8", errors="replace"))
+                statement = split.statement.encode("latin-1").decode("utf-8")
                 return engine.insert(
-                    conn, session_id is not None, split.statement, split.fmt, stream.rest(data_offset), database, settings
+                    conn, session_id is not None, statement, split.fmt, stream.rest(split.data_offset), database, settings
                 )
             while not stream.exhausted:
                 stream.pull()

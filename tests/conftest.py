@@ -22,3 +22,33 @@ def prefect_harness() -> Iterator[None]:
     with prefect_test_harness(server_startup_timeout=120):
         with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
             yield
+
+
+TEST_HMAC_KEY = "test-hmac-key-0123456789abcdef"
+
+
+@pytest.fixture
+def captured(tmp_path_factory: pytest.TempPathFactory, prefect_harness: None):
+    """Configure otel-decisions with an in-memory exporter (fresh for each test) and instrument Prefect.
+
+    Yields the ``InMemorySpanExporter``; call ``otel_decisions.force_flush()`` before reading it.
+    """
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    import otel_decisions
+
+    memory = InMemorySpanExporter()
+    otel_decisions.configure(
+        exporters=["none"],
+        span_exporters=[memory],
+        durable=False,
+        hmac_key=TEST_HMAC_KEY,
+        data_dir=str(tmp_path_factory.mktemp("otel-decisions-data")),
+        service_name="capture-tests",
+    )
+    instrumentor = otel_decisions.PrefectInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument()
+    yield memory
+    otel_decisions.force_flush()
+    memory.clear()

@@ -1,9 +1,330 @@
-"""CLI commands (placeholder until the owning module lands)."""
+"""Storage commands: ``query``, ``schema``, ``db`` and ``models`` groups.
+
+Thin layer over :mod:`otel_decisions.queries` and :mod:`otel_decisions.clickhouse`: parse
+arguments, call one function, print. Errors are :class:`OtelDecisionsError` → exit code 2.
+
+Example::
+
+    $ otel-decisions schema apply
+    $ otel-decisions query run adverse_action_reasons --param start=2026-01-01 --format csv
+    $ otel-decisions models approve credit-scorer 2.0 --by model-risk
+"""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+from datetime import date, datetime
+from typing import Any, Optional
+
 import typer
+from rich.table import Table
+
+from otel_decisions.cli._common import console, handle_errors
+from otel_decisions.errors import OtelDecisionsError
+
+DSN_HELP = "ClickHouse DSN (chdb:///path or http(s)://user:pass@host:port/db); default: settings (OTEL_DECISIONS_DSN)."
+FORMATS = ("table", "csv", "json", "markdown")
+
+query_app = typer.Typer(help="The compliance query catalogue (queries/*.sql).", no_args_is_help=True)
+schema_app = typer.Typer(help="Create and migrate the decision store.", no_args_is_help=True)
+db_app = typer.Typer(help="Inspect the decision store.", no_args_is_help=True)
+models_app = typer.Typer(help="Maintain the model approval register (model_approvals).", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to *app*."""
+    """Add the storage command groups to *app*."""
+    app.add_typer(query_app, name="query")
+    app.add_typer(schema_app, name="schema")
+    app.add_typer(db_app, name="db")
+    app.add_typer(models_app, name="models")
+
+
+def _client(dsn: str | None) -> Any:
+    from otel_decisions.clickhouse.client import get_client
+    from otel_decisions.config import DecisionSettings
+
+    try:
+        settings = DecisionSettings() if dsn is None else None
+    except ValueError as exc:
+        raise OtelDecisionsError(f"invalid settings: {exc}") from None
+    return get_client(dsn, settings)
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, (list, tuple)):
+        return json.dumps([_jsonable(v) for v in value], ensure_ascii=False)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def render_rows(columns: list[str], rows: list[tuple[Any, ...]], fmt: str, title: str | None = None) -> str | Table:
+    """Rows as a rich table, CSV, JSON (list of objects) or a Markdown table."""
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([[_text(v) for v in row] for row in rows])
+        return buffer.getvalue()
+    if fmt == "json":
+        return json.dumps([dict(zip(columns, map(_jsonable, row))) for row in rows], ensure_ascii=False, indent=2)
+    if fmt == "markdown":
+        def cell(value: Any) -> str:
+            return _text(value).replace("|", "\\|").replace("\n", " ")
+
+        lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+        lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+        return "\n".join(lines)
+    table = Table(title=title, show_lines=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*[_text(v) for v in row])
+    return table
+
+
+def _print(rendered: str | Table) -> None:
+    if isinstance(rendered, str):
+        typer.echo(rendered)
+    else:
+        console.print(rendered)
+
+
+def _parse_params(pairs: list[str]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise OtelDecisionsError(f"--param {pair!r}: use NAME=VALUE")
+        key, value = pair.split("=", 1)
+        values[key.strip()] = value
+    return values
+
+
+# --- query ------------------------------------------------------------------------------------------
+@query_app.command("list")
+@handle_errors
+def query_list(fmt: str = typer.Option("table", "--format", "-f", help=f"One of {', '.join(FORMATS)}.")) -> None:
+    """List every query: name, title, regulations."""
+    from otel_decisions.queries import load_catalogue
+
+    _check_format(fmt)
+    rows = [(q.name, q.title, "; ".join(q.regulations)) for q in load_catalogue().values()]
+    _print(render_rows(["name", "title", "regulations"], rows, fmt, title="Compliance queries"))
+
+
+@query_app.command("show")
+@handle_errors
+def query_show(name: str = typer.Argument(..., help="Query name (see `query list`).")) -> None:
+    """Show a query's description, regulations, parameters and SQL."""
+    from otel_decisions.queries import get_query
+
+    query = get_query(name)
+    console.print(f"[bold]{query.name}[/] — {query.title}\n")
+    console.print(query.description + "\n")
+    console.print(f"[bold]Regulations:[/] {'; '.join(query.regulations)}\n")
+    if query.params:
+        rows = [(p.name, p.type, "(required)" if p.required else p.default, p.description) for p in query.params]
+        console.print(render_rows(["parameter", "type", "default", "description"], rows, "table"))
+    typer.echo(query.sql)
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise OtelDecisionsError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
+
+
+@query_app.command("run")
+@handle_errors
+def query_run(
+    name: str = typer.Argument(..., help="Query name (see `query list`)."),
+    param: list[str] = typer.Option([], "--param", "-p", help="NAME=VALUE; repeat for several."),
+    fmt: str = typer.Option("table", "--format", "-f", help=f"One of {', '.join(FORMATS)}."),
+    dsn: Optional[str] = typer.Option(None, "--dsn", help=DSN_HELP),
+) -> None:
+    """Run a catalogue query with typed parameters and print the rows."""
+    from otel_decisions.queries import get_query, run_query
+
+    _check_format(fmt)
+    query = get_query(name)
+    values = _parse_params(param)
+    query.bind(values)  # validate before opening the database
+    client = _client(dsn)
+    try:
+        result = run_query(client, query, values)
+    finally:
+        client.close()
+    _print(render_rows(result.columns, result.rows, fmt, title=query.title))
+
+
+# --- schema -----------------------------------------------------------------------------------------
+@schema_app.command("apply")
+@handle_errors
+def schema_apply(
+    dsn: Optional[str] = typer.Option(None, "--dsn", help=DSN_HELP),
+    cluster: Optional[str] = typer.Option(None, "--cluster", help="Render Replicated engines and ON CLUSTER NAME."),
+    traces_ttl_days: Optional[int] = typer.Option(
+        None,
+        "--traces-ttl-days",
+        help="Set a TTL on otel_traces that deletes non-decision spans after N days (0 removes it). "
+        "Decision and review spans are never deleted by it.",
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the DDL instead of running it."),
+) -> None:
+    """Apply pending migrations (idempotent)."""
+    from otel_decisions.clickhouse import schema
+
+    if dry_run:
+        from urllib.parse import urlparse
+
+        path = urlparse(dsn).path.strip("/") if dsn and not dsn.startswith("chdb") else ""
+        database = path.split("/")[0] or "default"
+        for statement in schema.render_ddl(database, cluster):
+            typer.echo(statement.rstrip() + ";\n")
+        if traces_ttl_days is not None:
+            typer.echo(schema.traces_ttl_sql(traces_ttl_days, database, cluster) + ";")
+        return
+    client = _client(dsn)
+    try:
+        ran = schema.apply_migrations(client, cluster=cluster)
+        for migration in ran:
+            console.print(f"applied migration {migration.version}: {migration.name}")
+        if not ran:
+            console.print("schema up to date")
+        if traces_ttl_days is not None:
+            from otel_decisions.clickhouse.client import database_of
+
+            client.command(schema.traces_ttl_sql(traces_ttl_days, database_of(client), cluster))
+            what = f"{traces_ttl_days} days (decision and review spans kept)" if traces_ttl_days else "removed"
+            console.print(f"otel_traces TTL: {what}")
+    finally:
+        client.close()
+
+
+# --- db ---------------------------------------------------------------------------------------------
+@db_app.command("info")
+@handle_errors
+def db_info(
+    dsn: Optional[str] = typer.Option(None, "--dsn", help=DSN_HELP),
+    fmt: str = typer.Option("table", "--format", "-f", help=f"One of {', '.join(FORMATS)}."),
+) -> None:
+    """Where the store is, its version, migrations and row counts."""
+    from otel_decisions.clickhouse.client import redact_dsn
+    from otel_decisions.clickhouse.schema import store_info
+    from otel_decisions.config import DecisionSettings
+
+    _check_format(fmt)
+    resolved = dsn or DecisionSettings().resolved_dsn
+    client = _client(resolved)
+    try:
+        info = {"dsn": redact_dsn(resolved), **store_info(client)}
+    finally:
+        client.close()
+    if fmt == "json":
+        typer.echo(json.dumps(_jsonable(info), indent=2))
+        return
+    _print(render_rows(["key", "value"], [(k, _text(v)) for k, v in info.items()], fmt, title="Decision store"))
+
+
+# --- models -----------------------------------------------------------------------------------------
+def _when(text: str | None, option: str) -> datetime | None:
+    if text is None:
+        return None
+    from otel_decisions.queries import _parse_datetime
+
+    try:
+        return _parse_datetime(text)
+    except ValueError:
+        raise OtelDecisionsError(f"{option} {text!r}: use an ISO date or time, e.g. 2026-01-31 or 2026-01-31T12:00:00Z") from None
+
+
+@models_app.command("approve")
+@handle_errors
+def models_approve(
+    model_name: str = typer.Argument(..., help="decision.model.name"),
+    model_version: str = typer.Argument(..., help="decision.model.version"),
+    by: str = typer.Option(..., "--by", help="Who approved it (name or pseudonym)."),
+    since: Optional[str] = typer.Option(None, "--from", help="Approved from (ISO, UTC); default now."),
+    until: Optional[str] = typer.Option(None, "--until", help="Approved until (ISO, UTC); default open-ended."),
+    note: str = typer.Option("", "--note", help="Ticket or evidence reference."),
+    dsn: Optional[str] = typer.Option(None, "--dsn", help=DSN_HELP),
+) -> None:
+    """Record that a model version is approved for use."""
+    from otel_decisions.clickhouse.approvals import approve_model
+    from otel_decisions.clickhouse.schema import apply_migrations
+
+    client = _client(dsn)
+    try:
+        apply_migrations(client)
+        approval = approve_model(
+            client,
+            model_name,
+            model_version,
+            approved_by=by,
+            approved_from=_when(since, "--from"),
+            approved_until=_when(until, "--until"),
+            note=note,
+        )
+    finally:
+        client.close()
+    end = approval.approved_until.isoformat() if approval.approved_until else "open-ended"
+    console.print(f"approved {model_name} {model_version} from {approval.approved_from.isoformat()} until {end}")
+
+
+@models_app.command("revoke")
+@handle_errors
+def models_revoke(
+    model_name: str = typer.Argument(..., help="decision.model.name"),
+    model_version: str = typer.Argument(..., help="decision.model.version"),
+    at: Optional[str] = typer.Option(None, "--at", help="Revoked at (ISO, UTC); default now."),
+    dsn: Optional[str] = typer.Option(None, "--dsn", help=DSN_HELP),
+) -> None:
+    """End the open approval(s) of a model version."""
+    from otel_decisions.clickhouse.approvals import revoke_model
+
+    client = _client(dsn)
+    try:
+        count = revoke_model(client, model_name, model_version, at=_when(at, "--at"))
+    finally:
+        client.close()
+    console.print(f"revoked {count} approval(s) of {model_name} {model_version}")
+
+
+@models_app.command("list")
+@handle_errors
+def models_list(
+    model_name: Optional[str] = typer.Argument(None, help="Only this model."),
+    fmt: str = typer.Option("table", "--format", "-f", help=f"One of {', '.join(FORMATS)}."),
+    dsn: Optional[str] = typer.Option(None, "--dsn", help=DSN_HELP),
+) -> None:
+    """List approvals."""
+    from otel_decisions.clickhouse.approvals import list_approvals
+    from otel_decisions.clickhouse.schema import apply_migrations
+
+    _check_format(fmt)
+    client = _client(dsn)
+    try:
+        apply_migrations(client)
+        approvals = list_approvals(client, model_name)
+    finally:
+        client.close()
+    columns = ["model_name", "model_version", "approved_from", "approved_until", "approved_by", "note"]
+    rows = [(a.model_name, a.model_version, a.approved_from, a.approved_until, a.approved_by, a.note) for a in approvals]
+    _print(render_rows(columns, rows, fmt, title="Model approvals"))

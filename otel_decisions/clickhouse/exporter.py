@@ -31,7 +31,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from otel_decisions.config import DecisionSettings
-from otel_decisions.clickhouse.mapping import TRACES_COLUMNS, span_to_row
+from otel_decisions.clickhouse.mapping import TRACES_COLUMNS, TRACES_INSERT_TYPES, span_to_row
 from otel_decisions.clickhouse.schema import TRACES_TABLE
 
 __all__ = ["ClickHouseSpanExporter"]
@@ -100,7 +100,12 @@ class ClickHouseSpanExporter(SpanExporter):
                 client = self._connect()
                 for start in range(0, len(spans), self._batch_size):
                     rows = [span_to_row(span) for span in spans[start : start + self._batch_size]]
-                    client.insert(TRACES_TABLE, rows, column_names=list(TRACES_COLUMNS))
+                    client.insert(
+                        TRACES_TABLE,
+                        rows,
+                        column_names=list(TRACES_COLUMNS),
+                        column_type_names=list(TRACES_INSERT_TYPES),
+                    )
                     self.exported += len(rows)
             return SpanExportResult.SUCCESS
         except Exception as exc:  # the contract: report, never raise

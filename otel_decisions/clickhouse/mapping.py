@@ -35,7 +35,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from otel_decisions import semconv
 
-__all__ = ["TRACES_COLUMNS", "span_to_row", "attribute_to_string", "attributes_to_map"]
+__all__ = ["TRACES_COLUMNS", "TRACES_INSERT_TYPES", "span_to_row", "attribute_to_string", "attributes_to_map"]
 
 # traces_insert.sql column list, in order.
 TRACES_COLUMNS: tuple[str, ...] = (
@@ -61,6 +61,33 @@ TRACES_COLUMNS: tuple[str, ...] = (
     "Links.SpanId",
     "Links.TraceState",
     "Links.Attributes",
+)
+
+# Wire types for inserts: plain String instead of LowCardinality(String) keys lets the client skip
+# building dictionaries in Python; ClickHouse converts on insert (the stored types are the DDL's).
+TRACES_INSERT_TYPES: tuple[str, ...] = (
+    "DateTime64(9)",
+    "String",
+    "String",
+    "String",
+    "String",
+    "String",
+    "String",
+    "String",
+    "Map(String, String)",
+    "String",
+    "String",
+    "Map(String, String)",
+    "UInt64",
+    "String",
+    "String",
+    "Array(DateTime64(9))",
+    "Array(String)",
+    "Array(Map(String, String))",
+    "Array(String)",
+    "Array(String)",
+    "Array(String)",
+    "Array(Map(String, String))",
 )
 
 _SPAN_KIND = {
@@ -142,29 +169,56 @@ def _go_json(value: Any) -> str:
 
 def attribute_to_string(value: Any) -> str:
     """``pcommon.Value.AsString()`` of the OTLP value the Python SDK would send for *value*."""
-    if isinstance(value, str):
+    kind = type(value)
+    if kind is str:
         return value
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return str(value)
+    if kind is float:
+        return _go_float(value)
+    if kind is tuple or kind is list:
+        # Fast path for the common string[] attribute; same bytes as _go_json.
+        if all(type(item) is str for item in value):
+            text = _dumps_compact(value)
+            if "\u2028" in text or "\u2029" in text:
+                text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+            return text
+    if isinstance(value, (bytes, bytearray)):
+        return base64.standard_b64encode(bytes(value)).decode()
+    if value is None:
+        return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
         return _go_float(value)
-    if isinstance(value, (bytes, bytearray)):
-        return base64.standard_b64encode(bytes(value)).decode()
-    if value is None:
-        return ""
+    if isinstance(value, str):
+        return str(value)
     try:
         return _go_json(value)
     except _NotJSON:
         return ""  # json.Encoder fails on NaN; AsString ignores the error and yields "".
 
 
+_dumps_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _raw_items(attributes: Any) -> Any:
+    # ReadableSpan.attributes is a MappingProxy over BoundedAttributes, whose item access takes a
+    # lock per key; read the underlying dict when it is there (same content, same order).
+    inner = getattr(attributes, "_dict", None)
+    return (inner if isinstance(inner, dict) else attributes).items()
+
+
 def attributes_to_map(attributes: Mapping[str, Any] | None) -> dict[str, str]:
     """``internal.AttributesToMap``: every value as its ``AsString()``, insertion order kept."""
     if not attributes:
         return {}
-    return {key: attribute_to_string(value) for key, value in attributes.items()}
+    convert = attribute_to_string
+    return {key: value if type(value) is str else convert(value) for key, value in _raw_items(attributes)}
 
 
 def _hex_trace_id(trace_id: int) -> str:
@@ -182,11 +236,27 @@ def _trace_state(state: Any) -> str:
     return ",".join(f"{key}={value}" for key, value in state.items())
 
 
+_resource_cache: dict[int, tuple[Any, dict[str, str], str]] = {}
+
+
+def _resource_row(resource: Any) -> tuple[dict[str, str], str]:
+    # Spans of one provider share one Resource object: convert it once.
+    cached = _resource_cache.get(id(resource))
+    if cached is not None and cached[0] is resource:
+        return cached[1], cached[2]
+    attrs = resource.attributes if resource is not None else {}
+    service = attrs.get(semconv.SERVICE_NAME)
+    entry = (resource, attributes_to_map(attrs), "" if service is None else attribute_to_string(service))
+    if len(_resource_cache) > 64:
+        _resource_cache.clear()
+    _resource_cache[id(resource)] = entry
+    return entry[1], entry[2]
+
+
 def span_to_row(span: ReadableSpan) -> list[Any]:
     """One ``otel_traces`` row (aligned with :data:`TRACES_COLUMNS`) for a finished span."""
     context = span.context
-    resource_attrs = span.resource.attributes if span.resource is not None else {}
-    service = resource_attrs.get(semconv.SERVICE_NAME)
+    resource_map, service = _resource_row(span.resource)
     scope = span.instrumentation_scope
     start = span.start_time or 0
     end = span.end_time or start
@@ -197,6 +267,9 @@ def span_to_row(span: ReadableSpan) -> list[Any]:
     events = span.events or ()
     links = span.links or ()
     parent = span.parent
+    attributes = getattr(span, "_attributes", None)
+    if attributes is None:
+        attributes = span.attributes
     return [
         start,
         _hex_trace_id(context.trace_id if context else 0),
@@ -205,11 +278,11 @@ def span_to_row(span: ReadableSpan) -> list[Any]:
         _trace_state(context.trace_state if context else None),
         span.name,
         _SPAN_KIND.get(span.kind, "Unspecified"),
-        "" if service is None else attribute_to_string(service),
-        attributes_to_map(resource_attrs),
+        service,
+        resource_map,
         scope.name if scope is not None else "",
         (scope.version or "") if scope is not None else "",
-        attributes_to_map(span.attributes),
+        attributes_to_map(attributes),
         max(0, end - start),
         _STATUS.get(status_code, "Unset"),
         message,

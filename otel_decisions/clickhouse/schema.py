@@ -449,3 +449,30 @@ def traces_ttl_sql(days: int | None, database: str = "default", cluster: str | N
     prefix = semconv.DECISION_SPAN_PREFIX.replace("'", "\\'")
     keep = f"startsWith(SpanName, '{prefix}') OR SpanName = '{semconv.REVIEW_SPAN_NAME}'"
     return f"ALTER TABLE {target} MODIFY TTL toDateTime(Timestamp) + toIntervalDay({int(days)}) DELETE WHERE NOT ({keep})"
+
+
+def store_info(client: Any, database: str | None = None) -> dict[str, Any]:
+    """Version, applied/pending migrations and row counts of the decision store (for ``db info``)."""
+    db = database or getattr(client, "database", None) or "default"
+    done = applied_versions(client, db)
+    pending = [m.version for m in migrations(db) if m.version not in done]
+    info: dict[str, Any] = {
+        "server_version": client.command("SELECT version()"),
+        "database": db,
+        "collector_schema": COLLECTOR_VERSION,
+        "migrations_applied": sorted(done),
+        "migrations_pending": pending,
+    }
+    tables = {
+        name: (int(rows), int(size))
+        for name, rows, size in client.query(
+            "SELECT name, ifNull(total_rows, 0), ifNull(total_bytes, 0) FROM system.tables WHERE database = {db:String}",
+            parameters={"db": db},
+        ).result_rows
+    }
+    for name in (TRACES_TABLE, "decisions", "decision_reviews", "model_approvals"):
+        info[f"{name}_rows"] = tables[name][0] if name in tables else None
+    if "decisions" in tables:
+        info["decisions_distinct"] = int(client.command(f"SELECT count() FROM {_ident(db)}.decisions FINAL"))
+    info["bytes_on_disk"] = sum(size for _rows, size in tables.values())
+    return info

@@ -190,11 +190,15 @@ class SpoolWriter:
         self.root = root
         self.settings = settings
         root.mkdir(parents=True, exist_ok=True)
-        self.directory = root / f"{socket.gethostname()}-{os.getpid()}-{time.time_ns()}"
-        self.directory.mkdir()
-        self._owner = FileLock(self.directory / OWNER_LOCK)
+        name = f"{socket.gethostname()}-{os.getpid()}-{time.time_ns()}"
+        # Built under a hidden name and renamed once locked, so a drainer never mistakes a
+        # directory being born for one whose owner died.
+        building = root / f".{name}"
+        building.mkdir()
+        self._owner = FileLock(building / OWNER_LOCK)
         if not self._owner.try_acquire():  # cannot happen for a fresh directory
-            raise OtelDecisionsError(f"spool directory {self.directory} is locked by another process")
+            raise OtelDecisionsError(f"spool directory {building} is locked by another process")
+        self.directory = building
         self.segment_bytes = segment_bytes or max(64 << 10, min(DEFAULT_SEGMENT_BYTES, settings.spool_quota_bytes // 4))
         self._encoder = SpanEncoder()
         self._lock = threading.Lock()
@@ -212,6 +216,9 @@ class SpoolWriter:
         self._fd = -1
         self._offset = 0
         self._open_segment(1)
+        self.directory = root / name
+        os.rename(building, self.directory)
+        self._owner.path = self.directory / OWNER_LOCK
         self._own_bytes = len(MAGIC)
         self._others_bytes = 0
         self._usage_checked = 0.0
@@ -419,6 +426,10 @@ class SpoolWriter:
                     return False
                 self._durable_cond.wait(remaining if remaining is not None else 1.0)
         return True
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     @property
     def active_segment(self) -> int:

@@ -1,0 +1,185 @@
+"""``DurableSpanProcessor``: spool on span end, ship in the background, never drop.
+
+Example::
+
+    from opentelemetry.sdk.trace import TracerProvider
+    from otel_decisions.config import DecisionSettings
+    from otel_decisions.delivery import DurableSpanProcessor
+
+    provider = TracerProvider()
+    provider.add_span_processor(DurableSpanProcessor([exporter], DecisionSettings()))
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import weakref
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from opentelemetry import metrics
+from opentelemetry.context import Context
+from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter
+
+from otel_decisions.config import DecisionSettings
+from otel_decisions.delivery._shipper import Shipper
+from otel_decisions.delivery._spool import SpoolWriter
+
+logger = logging.getLogger("otel_decisions.delivery")
+
+SHUTDOWN_DELIVERY_TIMEOUT_S = 5.0
+"""How long ``shutdown()`` keeps delivering before leaving the rest on disk for the next drain."""
+
+METRIC_PREFIX = "otel_decisions.delivery."
+
+
+class DurableSpanProcessor(SpanProcessor):
+    """Appends every span it is given to an on-disk spool before ``span.end()`` returns.
+
+    A background shipper delivers the spool to ``exporters`` (when this process holds the
+    root's drain lock; otherwise the holder delivers it). ``force_flush`` waits for the
+    fsync and, within its timeout, for delivery; ``shutdown`` commits, delivers for up to
+    ``shutdown_timeout_s`` and leaves the rest on disk for ``otel-decisions delivery drain``.
+    """
+
+    def __init__(
+        self,
+        exporters: Sequence[SpanExporter],
+        settings: DecisionSettings,
+        *,
+        segment_bytes: int | None = None,
+        shutdown_timeout_s: float = SHUTDOWN_DELIVERY_TIMEOUT_S,
+        ship: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.root = Path(settings.resolved_spool_dir)
+        self.exporters = list(exporters)
+        self.shutdown_timeout_s = shutdown_timeout_s
+        self._ship = ship
+        self._segment_bytes = segment_bytes
+        self._shut = False
+        self._start()
+        self._register_metrics()
+        ref = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: (lambda p: p._after_fork_in_child() if p else None)(ref()))
+
+    def _start(self) -> None:
+        self.writer = SpoolWriter(self.root, self.settings, segment_bytes=self._segment_bytes)
+        self.shipper = Shipper(self.root, self.exporters, self.settings, self.writer)
+        self.writer.on_commit.append(self.shipper.wake)
+        if self._ship:
+            self.shipper.start()
+
+    def _after_fork_in_child(self) -> None:
+        if self._shut:
+            return
+        # Threads do not survive fork: the child gets its own spool directory and threads; the
+        # parent's drain lock and directory stay the parent's (our inherited descriptors are
+        # closed without unlocking, which would unlock for the parent too).
+        inherited = self.shipper.drain_lock._fd  # noqa: SLF001
+        if inherited is not None:
+            os.close(inherited)
+            self.shipper.drain_lock._fd = None  # noqa: SLF001
+        self.writer.after_fork_in_child()
+        self.shipper = Shipper(self.root, self.exporters, self.settings, self.writer)
+        self.writer.on_commit = [self.shipper.wake]
+        if self._ship:
+            self.shipper.start()
+
+    # --- SpanProcessor ---------------------------------------------------------------
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        return None
+
+    def on_end(self, span: ReadableSpan) -> None:
+        # Every span reaching this processor is a record to keep: the sampled flag does not drop it.
+        self.writer.append(span)
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """fsync the spool, then wait (within the timeout) until this process's records are delivered."""
+        deadline = time.monotonic() + timeout_millis / 1000.0
+        if not self.writer.wait_durable(max(0.0, deadline - time.monotonic())):
+            return False
+        while time.monotonic() < deadline:
+            if self.shipper.own_pending() == 0:
+                return True
+            self.shipper.wake()
+            time.sleep(0.01)
+        return self.shipper.own_pending() == 0
+
+    def shutdown(self) -> None:
+        """Commit, deliver for a bounded time, leave anything undelivered on disk (logged), never drop."""
+        if self._shut:
+            return
+        self._shut = True
+        self.writer.wait_durable(30)
+        deadline = time.monotonic() + self.shutdown_timeout_s
+        if self._ship:
+            self.shipper.stop(deadline)
+        pending = self.shipper.own_pending()
+        self.writer.close()
+        self.shipper.close()
+        for exporter in self.exporters:
+            try:
+                exporter.shutdown()
+            except Exception:  # noqa: BLE001 - shutting down must not raise into atexit
+                logger.exception("otel-decisions delivery: exporter %s failed to shut down", type(exporter).__name__)
+        if pending:
+            logger.warning(
+                "otel-decisions delivery: %d decision record(s) not yet delivered at shutdown are kept in %s; "
+                "they are delivered by the next process that drains this spool or by "
+                "`otel-decisions delivery drain`",
+                pending,
+                self.writer.directory,
+            )
+
+    # --- accounting ---------------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        """This process's counters (records)."""
+        writer, shipper = self.writer, self.shipper
+        return {
+            "captured": writer.captured,
+            "spooled": writer.spooled,
+            "durable": writer.durable,
+            "rejected": writer.rejected,
+            "delivered": shipper.delivered,
+            "retried": shipper.retried,
+            "quarantined": shipper.quarantined_regions,
+            "pending": shipper.own_pending(),
+        }
+
+    def _register_metrics(self) -> None:
+        meter = metrics.get_meter("otel_decisions.delivery")
+        ref = weakref.ref(self)
+
+        def observe(key: str):  # one callback per instrument
+            def callback(options: CallbackOptions) -> Iterable[Observation]:
+                processor = ref()
+                if processor is None:
+                    return []
+                return [Observation(processor.counts()[key])]
+
+            return callback
+
+        descriptions = {
+            "captured": "Durable spans handed to the spool (recording calls).",
+            "spooled": "Durable spans written to the spool before the recording call returned.",
+            "durable": "Durable spans fsync'd to disk.",
+            "rejected": "Recording calls refused by the quota policy (raised to the caller, never silent).",
+            "delivered": "Spans this process delivered to every exporter.",
+            "retried": "Failed export attempts that were retried.",
+            "quarantined": "Corrupt or torn spool regions quarantined.",
+        }
+        for key, description in descriptions.items():
+            meter.create_observable_counter(
+                METRIC_PREFIX + key, callbacks=[observe(key)], unit="{span}", description=description
+            )
+        meter.create_observable_gauge(
+            METRIC_PREFIX + "pending",
+            callbacks=[observe("pending")],
+            unit="{span}",
+            description="Spans this process recorded that are not delivered yet.",
+        )

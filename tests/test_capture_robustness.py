@@ -1,0 +1,297 @@
+"""Instrumentation never changes a task's result or exception; bad input gets a clear error; privacy holds."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+
+import pytest
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prefect import flow, task
+
+import otel_decisions
+from otel_decisions import semconv
+from otel_decisions.config import load_settings
+from otel_decisions.privacy import luhn_valid
+
+from .conftest import TEST_HMAC_KEY
+
+pytestmark = pytest.mark.usefixtures("captured")
+
+
+def decisions(memory):
+    otel_decisions.force_flush()
+    return [s for s in memory.get_finished_spans() if s.name.startswith(semconv.DECISION_SPAN_PREFIX)]
+
+
+class ExplodingExporter(SpanExporter):
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def export(self, spans):
+        self.calls += 1
+        raise RuntimeError("collector on fire")
+
+    def shutdown(self):
+        pass
+
+
+class Unserialisable:
+    def __repr__(self) -> str:
+        raise RuntimeError("repr exploded")
+
+
+@task
+def decide(x) -> dict:
+    return {"decision": "approve", "confidence": 0.7, "x_echo": str(type(x).__name__)}
+
+
+@task
+def decide_then_raise(x: int) -> dict:
+    otel_decisions.record_decision(type="pre", outcome="hold", confidence=0.5, inputs={"x": x})
+    raise KeyError("missing feature 'income'")
+
+
+def _run_both(make_flow):
+    """Result (or exception) of a flow uninstrumented and instrumented."""
+    outcomes = []
+    instrumentor = otel_decisions.PrefectInstrumentor()
+    for instrumented in (False, True):
+        if instrumented:
+            instrumentor.instrument()
+        else:
+            instrumentor.uninstrument()
+        try:
+            outcomes.append(("ok", make_flow()()))
+        except BaseException as exc:  # noqa: BLE001
+            outcomes.append(("raised", type(exc), str(exc)))
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument()
+    return outcomes
+
+
+def test_exporter_that_raises_does_not_change_result(tmp_path, caplog):
+    exploding = ExplodingExporter()
+    memory = InMemorySpanExporter()
+    otel_decisions.configure(exporters=["none"], span_exporters=[exploding, memory], durable=False,
+                             data_dir=str(tmp_path), hmac_key=TEST_HMAC_KEY)
+
+    def make():
+        @flow
+        def f():
+            return decide(3)
+        return f
+
+    plain, instrumented = _run_both(make)
+    assert plain == instrumented == ("ok", {"decision": "approve", "confidence": 0.7, "x_echo": "int"})
+    otel_decisions.force_flush()
+    assert exploding.calls >= 1
+    assert len(decisions(memory)) == 1  # the other exporter still got it
+
+
+def test_unserialisable_inputs_are_recorded_not_dropped(captured):
+    weird = {"obj": Unserialisable(), "nan": math.nan, "bytes": b"\x00\x01", "set": {3, 1}}
+
+    def make():
+        @flow
+        def f():
+            return decide(weird)
+        return f
+
+    plain, instrumented = _run_both(make)
+    assert plain == instrumented == ("ok", {"decision": "approve", "confidence": 0.7, "x_echo": "dict"})
+    (dec,) = decisions(captured)
+    inputs = json.loads(dec.attributes[semconv.DECISION_INPUTS])["x"]
+    assert inputs["obj"].startswith(semconv.UNSERIALISABLE_PREFIX + "Unserialisable")
+    assert inputs["nan"] == "nan" and inputs["bytes"] == "base64:AAE=" and inputs["set"] == [1, 3]
+
+
+def test_task_exception_unchanged_and_earlier_decision_kept(captured):
+    def make():
+        @flow
+        def f():
+            return decide_then_raise(5)
+        return f
+
+    plain, instrumented = _run_both(make)
+    assert plain == instrumented
+    assert plain[0] == "raised" and plain[1] is KeyError
+    # the decision recorded before the exception is kept (uninstrumented run also recorded it: explicit API)
+    assert {d.attributes[semconv.DECISION_OUTCOME] for d in decisions(captured)} == {"hold"}
+
+
+def test_malformed_privacy_policy_in_environment_logged_once_task_unchanged(monkeypatch, caplog):
+    import importlib
+
+    configure_module = importlib.import_module("otel_decisions.configure")
+
+    monkeypatch.setenv("OTEL_DECISIONS_PRIVACY_DENY_PATTERNS", "ssn,(unclosed")
+    monkeypatch.setattr(configure_module, "_runtime", None)  # as in a process that never called configure()
+
+    def make():
+        @flow
+        def f():
+            return [decide(1), decide(2)]
+        return f
+
+    with caplog.at_level(logging.WARNING, logger="otel_decisions"):
+        plain, instrumented = _run_both(make)
+    assert plain == instrumented and plain[0] == "ok"
+    messages = [r.getMessage() for r in caplog.records if "privacy_deny_patterns" in r.getMessage()]
+    assert len(messages) == 1, messages  # logged once, clearly, naming the setting
+    assert "(unclosed" in messages[0]
+
+
+def test_auto_capture_invalid_confidence_is_logged_and_recorded_without_it(captured, caplog):
+    @task
+    def overconfident() -> dict:
+        return {"decision": "approve", "confidence": 1.7}
+
+    @flow
+    def f():
+        return overconfident()
+
+    with caplog.at_level(logging.WARNING, logger="otel_decisions"):
+        assert f() == {"decision": "approve", "confidence": 1.7}
+    (dec,) = decisions(captured)
+    assert semconv.DECISION_CONFIDENCE not in dec.attributes
+    assert json.loads(dec.attributes[semconv.DECISION_OUTPUT])["confidence"] == 1.7
+    assert any("confidence" in r.getMessage() and "overconfident" in r.getMessage() for r in caplog.records)
+
+
+# --- clear errors ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"confidence": math.nan}, "confidence"),
+        ({"confidence": 1.01}, "confidence"),
+        ({"confidence": -0.1}, "confidence"),
+        ({"confidence": "high"}, "confidence"),
+        ({"outcome": ""}, "outcome"),
+        ({"outcome": "   "}, "outcome"),
+        ({"outcome": None}, "outcome"),
+        ({"type": ""}, "type"),
+        ({"automation": "robot"}, "automation"),
+        ({"score": math.inf}, "score"),
+        ({"reasons": 3}, "reasons"),
+    ],
+)
+def test_bad_decision_fields_raise_value_error_naming_the_field(captured, fields, field):
+    base = {"type": "credit.approval", "outcome": "approve", "confidence": 0.5}
+    with pytest.raises(ValueError, match=f"^{field}:"):
+        otel_decisions.record_decision(**{**base, **fields})
+    assert decisions(captured) == []
+
+
+def test_unknown_fields_and_settings_are_named():
+    with pytest.raises(ValueError, match="unknown decision field.*confidance"):
+        otel_decisions.record_decision(type="t", outcome="o", confidance=0.4)
+    with pytest.raises(ValueError, match="privacy_mode"):
+        load_settings(privacy_mode="blocklist")
+    with pytest.raises(ValueError, match="exporters"):
+        load_settings(exporters=["kafka"])
+    with pytest.raises(ValueError, match="unknown setting.*sample_rate"):
+        load_settings(sample_rate=0.5)
+    with pytest.raises(ValueError, match="dsn"):
+        load_settings(dsn="postgres://x")
+    with pytest.raises(ValueError, match="privacy_allow_patterns"):
+        load_settings(privacy_mode="allowlist")
+
+
+def test_bad_environment_value_is_named(monkeypatch):
+    monkeypatch.setenv("OTEL_DECISIONS_COMMIT_INTERVAL_MS", "-5")
+    with pytest.raises(ValueError, match="commit_interval_ms"):
+        load_settings()
+
+
+# --- sizes and encodings ---------------------------------------------------------------------------
+def test_unicode_nested_and_one_megabyte_inputs(captured):
+    big = "ü" * 1_000_000
+    nested = {"level1": {"level2": {"level3": [{"name_of_model": "模型", "emoji": "✅"}]}}}
+    d = otel_decisions.record_decision(type="größe", outcome="genehmigt ✅", confidence=0.5,
+                                       inputs={"blob": big, "nested": nested}, rationale="Begründung: 信用良好")
+    (span,) = decisions(captured)
+    a = span.attributes
+    assert span.name == "decision größe" and a[semconv.DECISION_OUTCOME] == "genehmigt ✅"
+    assert a[semconv.DECISION_RATIONALE] == "Begründung: 信用良好"
+    inputs_text = a[semconv.DECISION_INPUTS]
+    settings = load_settings(hmac_key=TEST_HMAC_KEY)
+    assert len(inputs_text) <= settings.max_json_length and "truncated" in inputs_text
+    # the digest covers the whole raw input, not the truncated form
+    from otel_decisions.privacy import PrivacyPolicy
+
+    policy = PrivacyPolicy.from_settings(settings)
+    assert a[semconv.DECISION_INPUTS_DIGEST] == policy.digest({"blob": big, "nested": nested})
+    assert a[semconv.DECISION_INPUTS_DIGEST] != policy.digest({"blob": big[:-1], "nested": nested})
+    small = otel_decisions.record_decision(type="n", outcome="o", inputs={"nested": nested})
+    assert small.id != d.id
+    (_, span2) = sorted(decisions(captured), key=lambda s: s.start_time)
+    assert json.loads(span2.attributes[semconv.DECISION_INPUTS]) == {"nested": nested}
+
+
+def test_capture_inputs_off_keeps_only_the_digest(tmp_path):
+    memory = InMemorySpanExporter()
+    otel_decisions.configure(exporters=["none"], span_exporters=[memory], durable=False, data_dir=str(tmp_path),
+                             hmac_key=TEST_HMAC_KEY, capture_inputs=False)
+    otel_decisions.record_decision(type="t", outcome="o", inputs={"income": 1, "email": "jo@example.org"},
+                                   rationale="mailed jo@example.org")
+    (span,) = decisions(memory)
+    assert semconv.DECISION_INPUTS not in span.attributes
+    assert len(span.attributes[semconv.DECISION_INPUTS_DIGEST]) == 64
+    assert "jo@example.org" not in span.attributes[semconv.DECISION_RATIONALE]
+
+
+# --- privacy matrix -----------------------------------------------------------------------------------
+SYNTHETIC_PEOPLE = [
+    # Synthetic: SSNs in the 9xx range are never issued; 555-01xx phone numbers are fictional; test card numbers.
+    {"first_name": "Marisol", "last_name": "Quennell", "ssn": "912-45-6789", "email": "marisol.quennell@example.com",
+     "phone": "+1 555-010-4477", "card_number": "4111 1111 1111 1111", "dob": "1984-03-09",
+     "address": "12 Tamarind Lane", "account_number": "000123456789", "mrn": "MRN-5567123"},
+    {"first_name": "Teodor", "last_name": "Vasquell", "ssn": "987-65-4321", "email": "t.vasquell@example.org",
+     "phone": "(555) 014-2290", "card_number": "5500 0000 0000 0004", "dob": "1990-11-30",
+     "address": "77 Orchard Row", "account_number": "000987654321", "mrn": "MRN-8812340"},
+]
+SECRET_FIELDS = ["first_name", "last_name", "ssn", "email", "phone", "card_number", "dob", "address", "account_number", "mrn"]
+
+
+def test_privacy_matrix_no_identifier_appears_in_any_exported_span(captured):
+    @task
+    def assess(person: dict, notes: str) -> dict:
+        otel_decisions.record_decision(
+            type="kyc.check", outcome="refer", confidence=0.41, inputs=person, subject_id=person["ssn"],
+            rationale=f"{person['first_name']} {person['last_name']} gave {person['email']} and {person['phone']}; "
+                      f"card {person['card_number']}, ssn {person['ssn']}",
+            reasons=[f"address {person['address']} unverified", f"call {person['phone']}"],
+        )
+        return "recorded"
+
+    @task
+    def auto_assess(person: dict, notes: str) -> dict:  # zero-code capture of the same data
+        return {"decision": "refer", "confidence": 0.41, "contact": person["email"], "note": notes}
+
+    @flow
+    def kyc():
+        for person in SYNTHETIC_PEOPLE:
+            notes = f"spoke to {person['first_name']} on {person['phone']} ({person['email']})"
+            assert assess(person, notes=notes) == "recorded"
+            assert auto_assess(person, notes=notes)["decision"] == "refer"
+
+    kyc()
+    otel_decisions.force_flush()
+    spans = captured.get_finished_spans()
+    assert len([s for s in spans if s.name.startswith(semconv.DECISION_SPAN_PREFIX)]) == 4
+    dump = "\n".join(s.to_json() for s in spans)
+    for person in SYNTHETIC_PEOPLE:
+        for field in SECRET_FIELDS:
+            value = person[field]
+            assert value not in dump, f"{field} leaked in clear"
+        digits_only = person["card_number"].replace(" ", "")
+        assert luhn_valid(digits_only) and digits_only not in dump
+    assert semconv.REDACTION_SENTINEL in dump
+
+
+def test_luhn():
+    assert luhn_valid("4111111111111111")
+    assert not luhn_valid("4111111111111112")
