@@ -20,12 +20,14 @@ Example::
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import hashlib
 import inspect
 import logging
 import math
+import re
 import threading
 import time
 import uuid
@@ -43,6 +45,7 @@ logger = logging.getLogger("otel_decisions")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+_UUID_TEXT = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _AUTOMATION_VALUES = {a.value for a in semconv.Automation}
 _ACTION_VALUES = {a.value for a in semconv.ReviewAction}
 
@@ -153,10 +156,11 @@ class Decision:
         set_(self, "automation", automation)
         if not isinstance(self.review_required, bool):
             raise ValueError(f"review_required: expected True or False, got {self.review_required!r}")
-        try:
-            uuid.UUID(str(self.id))
-        except ValueError:
-            raise ValueError(f"id: {self.id!r} is not a UUID; leave it unset to get a new one") from None
+        if not (isinstance(self.id, str) and _UUID_TEXT.match(self.id)):
+            try:
+                set_(self, "id", str(uuid.UUID(str(self.id))))
+            except ValueError:
+                raise ValueError(f"id: {self.id!r} is not a UUID; leave it unset to get a new one") from None
 
     @property
     def span_context(self) -> SpanContext | None:
@@ -272,13 +276,13 @@ def _emit(decision: Decision, source: semconv.DecisionSource, raw_inputs_given: 
         semconv.DECISION_PSEUDONYM_KEY_ID: policy.key_id,
     }
     # Inputs first: values masked there are masked in every later free-text field.
-    inputs = decision.inputs if raw_inputs_given else {}
-    digest = policy.digest(inputs)
+    inputs = to_jsonable(decision.inputs if raw_inputs_given else {})
+    digest = policy.digest_jsonable(inputs)
     attrs[semconv.DECISION_INPUTS_DIGEST] = digest
     if settings.capture_inputs:
-        attrs[semconv.DECISION_INPUTS] = record.json_field(inputs, "inputs")
+        attrs[semconv.DECISION_INPUTS] = record.json_field(inputs, "inputs", jsonable=True)
     else:
-        record.clean_mapping(inputs, "inputs")  # still learn masked values for the other fields
+        record.clean_jsonable(inputs, "inputs")  # still learn masked values for the other fields
     if decision.output is not None and settings.capture_output:
         attrs[semconv.DECISION_OUTPUT] = record.json_field(decision.output, "output")
     if decision.confidence is not None:
@@ -332,9 +336,10 @@ def _emit(decision: Decision, source: semconv.DecisionSource, raw_inputs_given: 
             "otel-decisions: a decision span was not recorded (no SDK tracer provider, or a sampler "
             "dropped it). Call otel_decisions.configure() at start-up so decisions are kept.",
         )
-    recorded = dataclasses.replace(
-        decision, timestamp_ns=now, trace_id=format(ctx.trace_id, "032x"), span_id=format(ctx.span_id, "016x")
-    )
+    recorded = copy.copy(decision)  # fields are already validated: no second __post_init__
+    object.__setattr__(recorded, "timestamp_ns", now)
+    object.__setattr__(recorded, "trace_id", format(ctx.trace_id, "032x"))
+    object.__setattr__(recorded, "span_id", format(ctx.span_id, "016x"))
     registry.add(decision.id, ctx, now, decision.outcome,
                  identity.get(semconv.PREFECT_FLOW_RUN_ID), identity.get(semconv.PREFECT_TASK_RUN_ID))
     return recorded

@@ -46,6 +46,7 @@ _FREE_TEXT = re.compile(f"(?P<email>{_EMAIL})|(?P<card>{_CARD})|(?P<ssn>{_SSN})|
 _LIKELY = re.compile(r"@|\d{3}")
 """Cheap pre-check: text with no '@' and no run of 3 digits cannot match any pattern."""
 
+_NUMBERS = (int, float, bool, type(None))
 _SCRUB_LABEL = {"email": "[EMAIL]", "card": "[CARD]", "ssn": "[SSN]", "phone": "[PHONE]"}
 
 
@@ -62,16 +63,38 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
+_PRIMITIVES = (str, int, bool, type(None))
+
+
 def to_jsonable(value: Any, _depth: int = 0) -> Any:
     """Convert *value* to JSON-compatible data. Nothing is dropped: unknown objects become a marker string."""
-    if value is None or isinstance(value, (bool, int, str)):
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
         return value
-    if isinstance(value, float):
-        if math.isfinite(value):
-            return value
-        return repr(value)  # 'nan' / 'inf' are not JSON
+    if kind is float:
+        return value if math.isfinite(value) else repr(value)  # 'nan' / 'inf' are not JSON
     if _depth > _MAX_DEPTH:
-        return f"{semconv.UNSERIALISABLE_PREFIX}{type(value).__name__}: nested too deep>"
+        return f"{semconv.UNSERIALISABLE_PREFIX}{kind.__name__}: nested too deep>"
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            t = type(item)
+            out[key if type(key) is str else str(key)] = (
+                item if (t is str or t is int or t is bool or item is None) else to_jsonable(item, _depth + 1)
+            )
+        return out
+    if kind is list or kind is tuple:
+        return [item if type(item) in _PRIMITIVES else to_jsonable(item, _depth + 1) for item in value]
+    return _to_jsonable_slow(value, _depth)
+
+
+def _to_jsonable_slow(value: Any, _depth: int) -> Any:
+    if isinstance(value, bool | int | str):  # subclasses (e.g. str enums) keep their value
+        if isinstance(value, enum.Enum):
+            return to_jsonable(value.value, _depth + 1)
+        return bool(value) if isinstance(value, bool) else (int(value) if isinstance(value, int) else str(value))
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else repr(float(value))
     if isinstance(value, Mapping):
         return {str(k): to_jsonable(v, _depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -197,7 +220,12 @@ class PrivacyPolicy:
 
     def digest(self, raw: Any) -> str:
         """HMAC-SHA256 (hex) of the canonical JSON of *raw*: proves which inputs were used without revealing them."""
-        return hmac.new(self._key, canonical_json(raw).encode(), hashlib.sha256).hexdigest()
+        return self.digest_jsonable(to_jsonable(raw))
+
+    def digest_jsonable(self, jsonable: Any) -> str:
+        """:meth:`digest` of a value already converted by :func:`to_jsonable`."""
+        text = json.dumps(jsonable, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hmac.new(self._key, text.encode(), hashlib.sha256).hexdigest()
 
     def new_record(self) -> PrivacyRecord:
         """State for one decision: masked paths and values, so a value masked once is masked everywhere."""
@@ -219,23 +247,27 @@ class PrivacyRecord:
 
     def clean_mapping(self, value: Any, path: str) -> Any:
         """Return a JSON-able copy of *value* with protected keys masked (paths recorded under *path*)."""
-        return self._clean(to_jsonable(value), path, 0)
+        return self.clean_jsonable(to_jsonable(value), path)
 
-    def _clean(self, value: Any, path: str, depth: int) -> Any:
-        if isinstance(value, dict):
+    def clean_jsonable(self, value: Any, path: str) -> Any:
+        """Mask protected keys of a value already converted by :func:`to_jsonable`."""
+        kind = type(value)
+        if kind is dict:
             out: dict[str, Any] = {}
-            policy = self._policy
+            is_masked = self._policy.is_masked_key
             for key, item in value.items():
-                child = f"{path}.{key}" if path else key
-                if policy.is_masked_key(key):
-                    self.redacted.append(child)
+                if is_masked(key):
+                    self.redacted.append(f"{path}.{key}" if path else key)
                     self._remember(item)
                     out[key] = _SENTINEL
+                elif type(item) is dict or type(item) is list:
+                    out[key] = self.clean_jsonable(item, f"{path}.{key}" if path else key)
                 else:
-                    out[key] = self._clean(item, child, depth + 1)
+                    out[key] = item
             return out
-        if isinstance(value, list):
-            return [self._clean(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]
+        if kind is list:
+            return [self.clean_jsonable(item, f"{path}[{i}]") if type(item) in (dict, list) else item
+                    for i, item in enumerate(value)]
         return value
 
     def _remember(self, value: Any) -> None:
@@ -252,14 +284,15 @@ class PrivacyRecord:
 
     def scrub_tree(self, value: Any, path: str) -> Any:
         """Scrub free text in every string leaf of an already-cleaned tree."""
-        if isinstance(value, str):
+        kind = type(value)
+        if kind is str:
             if value == _SENTINEL:
                 return value
             return self.scrub_text(value, path)
-        if isinstance(value, dict):
-            return {k: self.scrub_tree(v, f"{path}.{k}") for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.scrub_tree(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        if kind is dict:
+            return {k: (v if type(v) in _NUMBERS else self.scrub_tree(v, f"{path}.{k}")) for k, v in value.items()}
+        if kind is list:
+            return [v if type(v) in _NUMBERS else self.scrub_tree(v, f"{path}[{i}]") for i, v in enumerate(value)]
         return value
 
     def scrub_text(self, text: str, path: str) -> str:
@@ -270,13 +303,16 @@ class PrivacyRecord:
                 text = text.replace(secret, _SENTINEL)
         if self._policy.scrub_free_text and _LIKELY.search(text):
             text = _FREE_TEXT.sub(_replace_match, text)
-        if text is not original and text != original:
+        if text != original:
             self.redacted.append(path)
         return text
 
-    def json_field(self, value: Any, path: str) -> str:
-        """Clean, scrub, serialise and truncate *value* for a JSON attribute such as ``decision.inputs``."""
-        cleaned = self.scrub_tree(self.clean_mapping(value, path), path)
+    def json_field(self, value: Any, path: str, *, jsonable: bool = False) -> str:
+        """Clean, scrub, serialise and truncate *value* for a JSON attribute such as ``decision.inputs``.
+
+        ``jsonable=True``: *value* was already converted by :func:`to_jsonable`.
+        """
+        cleaned = self.scrub_tree(self.clean_jsonable(value if jsonable else to_jsonable(value), path), path)
         text = json.dumps(cleaned, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return truncate(text, self._policy.max_json_length)
 

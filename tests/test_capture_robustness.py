@@ -295,3 +295,14 @@ def test_privacy_matrix_no_identifier_appears_in_any_exported_span(captured):
 def test_luhn():
     assert luhn_valid("4111111111111111")
     assert not luhn_valid("4111111111111112")
+
+
+def test_free_text_scrubbing_without_any_input_hint(captured):
+    otel_decisions.record_decision(
+        type="t", outcome="deny", confidence=0.9,
+        rationale="contact zed@example.net, SSN 912-45-6780, tel +44 20 7946 0958, card 4242 4242 4242 4242; order 1234567812345678",
+    )
+    (span,) = decisions(captured)
+    text = span.attributes[semconv.DECISION_RATIONALE]
+    assert text == "contact [EMAIL], SSN [SSN], tel [PHONE], card [CARD]; order 1234567812345678"
+    assert list(span.attributes[semconv.DECISION_REDACTED]) == ["rationale"]

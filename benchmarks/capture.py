@@ -1,0 +1,130 @@
+"""Cost of capturing one decision, against a bare OTel SDK span and a trivial Prefect task run.
+
+Run: ``.venv/bin/python benchmarks/capture.py``. All three are measured in this one run on
+this machine (which is noisy), and only their ratios are meant to be compared:
+
+- ``bare span``: an SDK span with the same 12 attributes a decision carries in its typed
+  fields, started and ended through the same tracer provider and processor;
+- ``record_decision``: one call with a 20-field input under the default privacy policy;
+- ``trivial task``: a Prefect task that returns a constant, run inside a warm flow.
+
+Targets (issue 2): record_decision <= 2x the bare span, and <= 2% of a trivial task run.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "ERROR")
+
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult  # noqa: E402
+
+import otel_decisions  # noqa: E402
+
+
+class DiscardExporter(SpanExporter):
+    def export(self, spans):  # type: ignore[override]
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+
+INPUTS = {
+    "applicant_id": "A-000123", "first_name": "Marisol", "last_name": "Quennell", "ssn": "912-45-6789",
+    "email": "marisol@example.com", "income": 52000, "debt": 12000, "age": 41, "employment_years": 6,
+    "loan_amount": 15000, "term_months": 36, "credit_history_years": 12, "open_accounts": 4,
+    "delinquencies": 0, "utilisation": 0.31, "home_owner": True, "purpose": "car", "region": "north-west",
+    "channel": "web", "notes": "applied online, salary verified",
+}
+assert len(INPUTS) == 20
+
+
+def per_call(fn, n: int, repeats: int = 7) -> float:
+    """Median seconds per call over *repeats* rounds of *n* calls."""
+    rounds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(n):
+            fn()
+        rounds.append((time.perf_counter() - start) / n)
+    return statistics.median(rounds)
+
+
+def main() -> int:
+    data_dir = tempfile.mkdtemp(prefix="otel-decisions-bench-")
+    otel_decisions.configure(exporters=["none"], span_exporters=[DiscardExporter()], durable=False,
+                             data_dir=data_dir, hmac_key="bench-key-0123456789abcdef")
+    from opentelemetry import trace
+
+    tracer = trace.get_tracer("bench")
+    attrs = {
+        "decision.id": "9c0b7d52-3f0e-4c55-9d1e-1f0f5c1f2a11", "decision.type": "credit.approval",
+        "decision.outcome": "approve", "decision.confidence": 0.83, "decision.score": 0.83,
+        "decision.threshold": 0.5, "decision.rationale": "income and history sufficient",
+        "decision.reasons": ["income", "history", "utilisation", "term"], "decision.subject.id": "ab" * 32,
+        "decision.model.name": "credit-gbm", "decision.model.version": "3.2.0", "decision.policy.version": "2026-10",
+    }
+    assert len(attrs) == 12
+
+    def bare_span() -> None:
+        span = tracer.start_span("decision credit.approval", attributes=attrs)
+        span.end()
+
+    def record() -> None:
+        otel_decisions.record_decision(
+            type="credit.approval", outcome="approve", confidence=0.83, score=0.83, threshold=0.5,
+            rationale="income and history sufficient", reasons=["income", "history", "utilisation", "term"],
+            subject_id="A-000123", model_name="credit-gbm", model_version="3.2.0", policy_version="2026-10",
+            inputs=INPUTS,
+        )
+
+    for fn in (bare_span, record):
+        per_call(fn, 2000, repeats=1)  # warm up
+    # interleave the two so machine noise hits both alike
+    bare_runs, record_runs = [], []
+    for _ in range(5):
+        bare_runs.append(per_call(bare_span, 3000, repeats=3))
+        record_runs.append(per_call(record, 3000, repeats=3))
+    bare = statistics.median(bare_runs)
+    rec = statistics.median(record_runs)
+
+    from prefect import flow, task
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    @task
+    def trivial() -> int:
+        return 1
+
+    n_tasks = 200
+
+    @flow
+    def many() -> None:
+        for _ in range(n_tasks):
+            trivial()
+
+    with prefect_test_harness(server_startup_timeout=120), temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        many()  # warm
+        task_times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            many()
+            task_times.append((time.perf_counter() - start) / n_tasks)
+    task_run = statistics.median(task_times)
+
+    print(f"bare SDK span (12 attributes):                 {bare * 1e6:9.1f} us")
+    print(f"record_decision (20-field input, default policy): {rec * 1e6:6.1f} us")
+    print(f"trivial Prefect task run (warm flow):          {task_run * 1e6:9.1f} us")
+    print(f"ratio record_decision / bare span:             {rec / bare:9.2f}x   (target <= 2x)")
+    print(f"record_decision as share of a trivial task:    {100 * rec / task_run:9.2f}%   (target <= 2%)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
