@@ -1,0 +1,224 @@
+"""The end-to-end demo: example flows → decision spans → ClickHouse → compliance summary + HTML report.
+
+It runs the flows in ``examples/`` (credit decisioning, clinical triage, and an existing flow
+captured with zero code changes) against the embedded chDB database (default) or a DSN, the way
+a user would: ``configure()`` + ``PrefectInstrumentor().instrument()`` and the public API.
+
+Example::
+
+    from otel_decisions.demo import run_demo
+    result = run_demo(applicants=200)
+    print(result.report_path)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from otel_decisions.config import load_settings
+from otel_decisions.errors import OtelDecisionsError
+
+EXAMPLES = ("credit_decisioning", "clinical_triage", "existing_flow")
+
+SUMMARY_QUERIES: tuple[tuple[str, str, int], ...] = (
+    ("adverse_action_reasons", "Adverse decisions and their principal reasons (Reg B 1002.9)", 8),
+    ("unreviewed_low_confidence", "Low-confidence decisions with no human review (AI Act 14, GDPR 22(3))", 8),
+    ("override_rate_by_model", "Human overrides by model version", 10),
+    ("unapproved_model_decisions", "Decisions by model versions not approved at decision time", 8),
+    ("outcome_rates_by_segment", "Outcome rates by segment with adverse-impact ratio", 10),
+)
+
+
+@dataclass
+class DemoResult:
+    """What the demo did and where it left things."""
+
+    dsn: str
+    report_path: Path
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    decisions_stored: int = 0
+    reviews_stored: int = 0
+    seconds: float = 0.0
+
+
+def examples_dir() -> Path:
+    """``examples/`` of a source checkout, else the copy packaged in the wheel."""
+    checkout = Path(__file__).resolve().parent.parent / "examples"
+    if checkout.is_dir():
+        return checkout
+    packaged = Path(__file__).resolve().parent / "_examples"
+    if packaged.is_dir():
+        return packaged
+    raise OtelDecisionsError("the example flows are missing: reinstall otel-decisions or run from a source checkout")
+
+
+def load_example(name: str) -> ModuleType:
+    """Import ``examples/<name>.py`` as a module (examples are scripts, not part of the package)."""
+    path = examples_dir() / f"{name}.py"
+    module_name = f"otel_decisions_examples.{name}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise OtelDecisionsError(f"cannot load example {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except ModuleNotFoundError as exc:
+        del sys.modules[module_name]
+        raise OtelDecisionsError(
+            f"the demo needs {exc.name!r}: install the examples extra (pip install 'otel-decisions[examples]') "
+            "or run `make demo`, which does"
+        ) from exc
+    return module
+
+
+def run_demo(
+    *,
+    applicants: int = 200,
+    dsn: str | None = None,
+    report_path: Path | None = None,
+    seed: int = 7,
+    exporter: str = "clickhouse",
+    console: Any = None,
+) -> DemoResult:
+    """Run the example flows into *dsn*, print a compliance summary and write the HTML report.
+
+    ``exporter="clickhouse"`` writes straight to *dsn*; ``"otlp"`` sends to the collector named by
+    ``OTEL_EXPORTER_OTLP_ENDPOINT`` and waits until its clickhouse exporter has written the rows.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    import otel_decisions
+    from otel_decisions.clickhouse.approvals import approve_model
+    from otel_decisions.clickhouse.client import get_client
+    from otel_decisions.clickhouse.schema import apply_migrations
+
+    console = console or Console()
+    if exporter not in ("clickhouse", "otlp"):
+        raise OtelDecisionsError(f"--exporter must be 'clickhouse' or 'otlp', got {exporter!r}")
+    if applicants < 1:
+        raise OtelDecisionsError(f"--applicants must be at least 1, got {applicants}")
+    started = time.perf_counter()
+    settings = load_settings(dsn=dsn)
+    dsn = settings.resolved_dsn
+    report_path = (report_path or Path("otel-decisions-report.html")).resolve()
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+    # Open the store first: a second concurrent demo on the same embedded database stops here,
+    # with a message saying which process holds it, before any flow runs.
+    client = get_client(dsn)
+    apply_migrations(client)
+    stored_before = _count(client, "decisions", "decision_id")
+    reviews_before = _count(client, "decision_reviews", "review_id")
+    approve_model(client, "credit-lr", "3.2.0", approved_by="model-risk-committee",
+                  note="champion; validated 2026-Q3")
+    approve_model(client, "triage-lr", "1.4.0", approved_by="clinical-safety-board", note="CE-marked release")
+
+    otel_decisions.configure(
+        service_name="otel-decisions-demo",
+        service_version=otel_decisions.__version__,
+        environment="demo",
+        exporters=[exporter],
+        dsn=dsn,
+    )
+    instrumentor = otel_decisions.PrefectInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument()
+
+    counts: dict[str, dict[str, int]] = {}
+    plan = (
+        ("credit_decisioning", "Credit decisioning", {"n": applicants, "seed": seed}),
+        ("clinical_triage", "Clinical triage (breast-cancer data set)", {"seed": seed}),
+        ("existing_flow", "Existing flow, zero code changes", {"seed": seed}),
+    )
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                  console=console, transient=False) as progress:
+        bar = progress.add_task("Running example flows", total=len(plan) + 1)
+        for module_name, label, kwargs in plan:
+            progress.update(bar, description=f"Running: {label}")
+            module = load_example(module_name)
+            counts[module_name] = dict(module.run(**kwargs) or {})
+            progress.advance(bar)
+        progress.update(bar, description="Delivering decisions to ClickHouse")
+        otel_decisions.force_flush(120_000)
+        progress.advance(bar)
+
+    recorded = sum(c.get("decisions", 0) for c in counts.values())
+    stored = _count(client, "decisions", "decision_id") - stored_before
+    deadline = time.monotonic() + (180 if exporter == "otlp" else 0)
+    while stored < recorded and time.monotonic() < deadline:  # the collector batches and retries
+        time.sleep(1.0)
+        stored = _count(client, "decisions", "decision_id") - stored_before
+    reviews = _count(client, "decision_reviews", "review_id") - reviews_before
+    if recorded and stored < recorded:
+        raise OtelDecisionsError(
+            f"only {stored} of {recorded} decisions reached {dsn} after the flush; "
+            "run `otel-decisions delivery status` and `otel-decisions delivery drain`"
+        )
+    _print_summary(console, client)
+
+    from otel_decisions.report import write_report
+
+    write_report(client, report_path)
+    result = DemoResult(dsn=dsn, report_path=report_path, counts=counts, decisions_stored=stored,
+                        reviews_stored=reviews, seconds=time.perf_counter() - started)
+    _print_next_steps(console, result)
+    return result
+
+
+def _count(client: Any, table: str, key: str) -> int:
+    return int(client.command(f"SELECT uniqExact({key}) FROM {table}"))
+
+
+def _print_summary(console: Any, client: Any) -> None:
+    from rich.table import Table
+
+    from otel_decisions.queries import run_query
+
+    console.rule("[bold]Compliance summary")
+    for name, title, limit in SUMMARY_QUERIES:
+        result = run_query(client, name)
+        table = Table(title=f"{title}  [dim]({name}: {len(result.rows)} rows)[/]", title_justify="left")
+        columns = result.columns[:8]
+        for column in columns:
+            table.add_column(column, overflow="fold", max_width=28)
+        for row in result.rows[:limit]:
+            table.add_row(*[_cell(value) for value in row[: len(columns)]])
+        console.print(table)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, (list, tuple)):
+        return "; ".join(str(v) for v in value)
+    text = str(value)
+    return text if len(text) <= 64 else text[:61] + "…"
+
+
+def _print_next_steps(console: Any, result: DemoResult) -> None:
+    dsn = result.dsn
+    console.rule("[bold]Done")
+    console.print(
+        f"[green]{result.decisions_stored}[/] decisions and [green]{result.reviews_stored}[/] reviews stored "
+        f"in {result.seconds:.0f} s.\n"
+        f"Evidence report: [bold]{result.report_path}[/] (self-contained; open it in any browser)\n"
+        f"Database:        [bold]{dsn}[/]\n\n"
+        "Next:\n"
+        "  otel-decisions query list\n"
+        f"  otel-decisions query run adverse_action_reasons --dsn {dsn} --format table\n"
+        f"  otel-decisions query run override_rate_by_model --dsn {dsn} --format csv\n"
+        "  Traces in Jaeger: `docker compose up` runs the full stack (UI on http://localhost:16686), or\n"
+        f"  `otel-decisions export-trace TRACE_ID --format otlp-json --dsn {dsn}` writes a trace Jaeger can load."
+    )
