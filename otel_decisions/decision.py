@@ -27,6 +27,7 @@ import hashlib
 import inspect
 import logging
 import math
+import os
 import re
 import threading
 import time
@@ -175,22 +176,36 @@ _DECISION_FIELDS = {f.name for f in dataclasses.fields(Decision)} - {"id", "time
 
 
 # --- integrity chain ------------------------------------------------------------------
+def chain_material(prev_hash: str, seq: int, decision_id: str, timestamp_ns: int, dtype: str, outcome: str,
+                   digest: str) -> bytes:
+    """The bytes a chain hash covers: the previous hash and the stored identity of the record."""
+    return f"{prev_hash}|{seq}|{decision_id}|{timestamp_ns}|{dtype}|{outcome}|{digest}".encode()
+
+
 class _HashChain:
-    """Per-process hash chain over recorded decisions: each hash covers the record and the previous hash."""
+    """Per-process hash chain over recorded decisions: each hash covers the record and the previous hash.
+
+    A forked child starts a chain of its own (same seq numbers in two processes would look like tampering).
+    """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._seq = 0
-        self._prev = "0" * 64
+        self._reset()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._reset)
 
-    def link(self, decision_id: str, timestamp_ns: int, digest: str, outcome: str, dtype: str) -> tuple[int, str, str]:
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self.chain_id = str(uuid.uuid4())
+        self._seq = 0
+        self._prev = ""
+
+    def link(self, decision_id: str, timestamp_ns: int, digest: str, outcome: str, dtype: str) -> tuple[str, int, str, str]:
         with self._lock:
             self._seq += 1
             prev = self._prev
-            material = f"{prev}|{self._seq}|{decision_id}|{timestamp_ns}|{dtype}|{outcome}|{digest}".encode()
-            current = hashlib.sha256(material).hexdigest()
+            current = hashlib.sha256(chain_material(prev, self._seq, decision_id, timestamp_ns, dtype, outcome, digest)).hexdigest()
             self._prev = current
-            return self._seq, current, prev
+            return self.chain_id, self._seq, current, prev
 
 
 _chain = _HashChain()
@@ -317,7 +332,10 @@ def _emit(decision: Decision, source: semconv.DecisionSource, raw_inputs_given: 
         attrs[semconv.DECISION_REDACTED] = record.redacted
     identity = prefect_identity()
     attrs.update(identity)
-    seq, chain_hash, prev_hash = _chain.link(decision.id, now, digest, decision.outcome, decision.type)
+    chain_id, seq, chain_hash, prev_hash = _chain.link(
+        decision.id, now, digest, attrs[semconv.DECISION_OUTCOME], attrs[semconv.DECISION_TYPE]
+    )
+    attrs[semconv.DECISION_INTEGRITY_CHAIN] = chain_id
     attrs[semconv.DECISION_INTEGRITY_SEQ] = seq
     attrs[semconv.DECISION_INTEGRITY_HASH] = chain_hash
     attrs[semconv.DECISION_INTEGRITY_PREV_HASH] = prev_hash

@@ -46,6 +46,8 @@ DECISION_REDACTED: Final = "decision.redacted"
 DECISION_INTEGRITY_SEQ: Final = "decision.integrity.seq"
 DECISION_INTEGRITY_HASH: Final = "decision.integrity.hash"
 DECISION_INTEGRITY_PREV_HASH: Final = "decision.integrity.prev_hash"
+DECISION_INTEGRITY_CHAIN: Final = "decision.integrity.chain"
+"""Id of the hash chain (one per recording process) the record belongs to."""
 DECISION_SOURCE: Final = "decision.source"
 """How the decision was captured (see :class:`DecisionSource`)."""
 DECISION_PSEUDONYM_KEY_ID: Final = "decision.pseudonym.key_id"
@@ -160,7 +162,8 @@ DECISION_ATTRIBUTES: Final[dict[str, tuple[str, str]]] = {
     DECISION_REDACTED: ("string[]", "fields the privacy pipeline removed or masked"),
     DECISION_INTEGRITY_SEQ: ("int", "position in the per-process hash chain"),
     DECISION_INTEGRITY_HASH: ("string", "SHA-256 over this record and the previous hash"),
-    DECISION_INTEGRITY_PREV_HASH: ("string", "hash of the previous record in the chain"),
+    DECISION_INTEGRITY_PREV_HASH: ("string", "hash of the previous record in the chain (empty at a chain's start)"),
+    DECISION_INTEGRITY_CHAIN: ("string", "id of the hash chain (one per recording process)"),
     DECISION_SOURCE: ("string", "auto / explicit / decorator"),
     DECISION_PSEUDONYM_KEY_ID: ("string", "id of the HMAC key used for pseudonyms and digest"),
     DECISION_SEGMENT: ("string", "optional cohort label for fairness queries"),

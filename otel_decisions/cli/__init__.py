@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import typer
 
-from otel_decisions.cli import _delivery, _demo, _serve, _storage, _trace
+from otel_decisions.cli import _delivery, _demo, _integrity, _serve, _storage, _trace
 
 app = typer.Typer(
     name="otel-decisions",
@@ -26,6 +26,7 @@ _delivery.register(app)
 _demo.register(app)
 _serve.register(app)
 _trace.register(app)
+_integrity.register(app)
 
 
 def main() -> None:

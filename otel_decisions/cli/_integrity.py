@@ -1,0 +1,36 @@
+"""``otel-decisions verify``: check stored decisions against their hash chains."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from otel_decisions.cli._common import console, handle_errors
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``verify`` command to *app*."""
+
+    @app.command("verify")
+    @handle_errors
+    def verify(
+        dsn: Annotated[Optional[str], typer.Option(help="ClickHouse DSN (default: the embedded chDB database).", envvar="OTEL_DECISIONS_DSN")] = None,
+    ) -> None:
+        """Recompute every stored decision's chain hash; exit 1 if a record was altered or deleted."""
+        from rich.table import Table
+
+        from otel_decisions.clickhouse.client import get_client
+        from otel_decisions.integrity import verify as run_verify
+
+        report = run_verify(get_client(dsn))
+        if report.ok:
+            console.print(f"[green]ok[/]: {report.checked} decisions in {report.chains} chains verified")
+            return
+        table = Table(title=f"{len(report.problems)} integrity problems in {report.checked} decisions")
+        for column in ("kind", "chain", "seq", "decision_id", "detail"):
+            table.add_column(column)
+        for p in report.problems:
+            table.add_row(p.kind, p.chain, str(p.seq), p.decision_id, p.detail)
+        console.print(table)
+        raise typer.Exit(code=1)

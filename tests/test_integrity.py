@@ -1,0 +1,70 @@
+"""A stored decision verifies against its hash chain; an altered, deleted or replaced one is found."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from typer.testing import CliRunner
+
+import otel_decisions
+from otel_decisions.clickhouse.client import get_client
+from otel_decisions.clickhouse.exporter import ClickHouseSpanExporter
+from otel_decisions.clickhouse.schema import apply_migrations
+from otel_decisions.cli import app
+from otel_decisions.integrity import verify
+
+from .conftest import TEST_HMAC_KEY
+from .seed import fresh_chdb_dsn
+
+
+@pytest.fixture
+def stored(tmp_path):
+    """Ten decisions recorded through the capture API and stored in a fresh chDB database."""
+    dsn = fresh_chdb_dsn("integrity")
+    client = get_client(dsn)
+    apply_migrations(client)
+    memory = InMemorySpanExporter()
+    import importlib
+
+    decision_module = importlib.import_module("otel_decisions.decision")
+
+    decision_module._chain._reset()  # a new process's chain: this database holds all of it
+    otel_decisions.configure(exporters=["none"], span_exporters=[memory], durable=False,
+                             data_dir=str(tmp_path), hmac_key=TEST_HMAC_KEY)
+    recorded = [otel_decisions.record_decision(type="credit.approval", outcome="deny" if i % 3 else "approve",
+                                               confidence=0.6, inputs={"i": i}) for i in range(10)]
+    otel_decisions.force_flush()
+    exporter = ClickHouseSpanExporter(dsn)
+    exporter.export(memory.get_finished_spans())
+    exporter.shutdown()
+    return dsn, client, recorded
+
+
+def test_intact_store_verifies(stored):
+    dsn, client, recorded = stored
+    report = verify(client)
+    assert report.ok, report.problems
+    assert report.checked == 10 and report.chains == 1
+    result = CliRunner().invoke(app, ["verify", "--dsn", dsn])
+    assert result.exit_code == 0 and "10 decisions in 1 chains verified" in result.output
+
+
+def test_altered_outcome_is_found(stored):
+    dsn, client, recorded = stored
+    target = recorded[4]
+    client.command(f"ALTER TABLE decisions UPDATE outcome = 'approve' WHERE decision_id = '{target.id}' "
+                   "SETTINGS mutations_sync = 2")
+    report = verify(client)
+    assert [(p.kind, p.decision_id) for p in report.problems] == [("altered", target.id)]
+    result = CliRunner().invoke(app, ["verify", "--dsn", dsn])
+    assert result.exit_code == 1 and "altered" in result.output
+
+
+def test_deleted_record_is_found(stored):
+    dsn, client, recorded = stored
+    gone = recorded[6]
+    client.command(f"ALTER TABLE decisions DELETE WHERE decision_id = '{gone.id}' SETTINGS mutations_sync = 2")
+    report = verify(client)
+    assert [(p.kind, p.seq) for p in report.problems] == [("missing", 8)]
+    assert "7..7" in report.problems[0].detail
+
