@@ -28,6 +28,7 @@ import inspect
 import logging
 import math
 import os
+import random
 import re
 import threading
 import time
@@ -45,6 +46,15 @@ from otel_decisions.privacy import PrivacyRecord, to_jsonable
 logger = logging.getLogger("otel_decisions")
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+def new_id() -> str:
+    """A random (version 4) UUID. ``random.getrandbits`` instead of ``os.urandom``: ids must be unique,
+    not secret, and the syscall costs more than the rest of a decision's validation. The ``random``
+    module reseeds itself in a forked child, so processes never share a sequence."""
+    bits = (random.getrandbits(128) & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC000 << 48) | (0x8000 << 48)
+    h = f"{bits:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
 
 _UUID_TEXT = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _AUTOMATION_VALUES = {a.value for a in semconv.Automation}
@@ -130,34 +140,44 @@ class Decision:
     regulations: tuple[str, ...] = ()
     retention_class: str | None = None
     segment: str | None = None
-    id: str = dataclasses.field(default_factory=lambda: str(uuid.uuid4()))
+    id: str = dataclasses.field(default_factory=lambda: new_id())
     timestamp_ns: int | None = None
     trace_id: str | None = None
     span_id: str | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        type_ = _check_text("type", self.type)
+        type_ = self.type if type(self.type) is str else _check_text("type", self.type)
         if not type_ or not type_.strip():
             raise ValueError("type: must not be empty; name the kind of decision, e.g. type='credit.approval'")
         set_(self, "type", type_)
-        set_(self, "outcome", _check_text("outcome", self.outcome, required=True))
-        set_(self, "confidence", _check_probability("confidence", self.confidence))
-        set_(self, "score", _check_number("score", self.score))
-        set_(self, "threshold", _check_number("threshold", self.threshold))
-        set_(self, "options", _check_list("options", self.options))
-        set_(self, "reasons", _check_list("reasons", self.reasons))
-        set_(self, "regulations", _check_list("regulations", self.regulations))
-        for name in ("rationale", "subject_id", "model_name", "model_version", "model_provider",
-                     "policy_version", "retention_class", "segment"):
-            set_(self, name, _check_text(name, getattr(self, name)))
-        automation = _check_text("automation", self.automation) or semconv.Automation.AUTOMATED.value
+        outcome = self.outcome
+        if type(outcome) is not str or not outcome.strip():
+            set_(self, "outcome", _check_text("outcome", outcome, required=True))
+        confidence = self.confidence
+        if confidence is not None and not (type(confidence) is float and 0.0 <= confidence <= 1.0):
+            set_(self, "confidence", _check_probability("confidence", confidence))
+        for name in ("score", "threshold"):
+            value = getattr(self, name)
+            if value is not None and not (type(value) is float and math.isfinite(value)):
+                set_(self, name, _check_number(name, value))
+        for name in ("options", "reasons", "regulations"):
+            value = getattr(self, name)
+            if type(value) is not tuple or not all(type(item) is str for item in value):
+                set_(self, name, _check_list(name, value))
+        for name in _TEXT_FIELDS:
+            value = getattr(self, name)
+            if value is not None and type(value) is not str:
+                set_(self, name, _check_text(name, value))
+        automation = self.automation
         if automation not in _AUTOMATION_VALUES:
-            raise ValueError(f"automation: {automation!r} is not one of {sorted(_AUTOMATION_VALUES)}")
-        set_(self, "automation", automation)
-        if not isinstance(self.review_required, bool):
+            automation = _check_text("automation", automation) or semconv.Automation.AUTOMATED.value
+            if automation not in _AUTOMATION_VALUES:
+                raise ValueError(f"automation: {automation!r} is not one of {sorted(_AUTOMATION_VALUES)}")
+            set_(self, "automation", automation)
+        if self.review_required is not True and self.review_required is not False:
             raise ValueError(f"review_required: expected True or False, got {self.review_required!r}")
-        if not (isinstance(self.id, str) and _UUID_TEXT.match(self.id)):
+        if not (type(self.id) is str and _UUID_TEXT.match(self.id)):
             try:
                 set_(self, "id", str(uuid.UUID(str(self.id))))
             except ValueError:
@@ -172,6 +192,8 @@ class Decision:
                            trace_flags=TraceFlags(TraceFlags.SAMPLED))
 
 
+_TEXT_FIELDS = ("rationale", "subject_id", "model_name", "model_version", "model_provider", "policy_version",
+                "retention_class", "segment")
 _DECISION_FIELDS = {f.name for f in dataclasses.fields(Decision)} - {"id", "timestamp_ns", "trace_id", "span_id"}
 
 
