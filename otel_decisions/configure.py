@@ -296,6 +296,28 @@ def _resource_attributes(settings: DecisionSettings) -> dict[str, str]:
     return attrs
 
 
+class OtelDecisionsConfigurator:
+    """``opentelemetry-instrument`` support (entry point group ``opentelemetry_configurator``).
+
+    ``opentelemetry-instrument python flow.py`` then runs :func:`configure` from the
+    ``OTEL_DECISIONS_*`` environment and the instrumentor entry point covers Prefect: no code changes.
+    """
+
+    def configure(self, **kwargs: Any) -> None:
+        configure()
+
+
+class OtelDecisionsConfigurator:
+    """``opentelemetry-instrument`` support (entry point group ``opentelemetry_configurator``).
+
+    ``opentelemetry-instrument python flow.py`` then runs :func:`configure` from the
+    ``OTEL_DECISIONS_*`` environment and the instrumentor entry point covers Prefect: no code changes.
+    """
+
+    def configure(self, **kwargs: Any) -> None:
+        configure()
+
+
 def force_flush(timeout_millis: int = 30_000) -> bool:
     """Flush what otel-decisions added to the tracer provider (spool commit, pending exports)."""
     ok = True
