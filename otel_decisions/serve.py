@@ -746,16 +746,12 @@ def _is_insert(text: str) -> bool:
 
 
 def _output_format(text: str, default: str) -> str:
+    """The format a query's result comes in: its last top-level ``FORMAT name``, else *default*."""
     fmt = default
     words = list(_scan_top_level_words(text))
-    for index, (word, _start, _end) in enumerate(words):
-        if word == "FORMAT" and index + 1 < len(words):
-            fmt = words[index + 1][0]
-    if fmt != default:
-        # keep the engine's spelling for the header: look it up case-insensitively
-        match = re.search(r"\bFORMAT\s+([A-Za-z0-9_]+)\s*;?\s*$", text, re.IGNORECASE)
-        if match:
-            return match.group(1)
+    for (word, _start, _end), following in zip(words, words[1:]):
+        if word == "FORMAT":
+            fmt = text[following[1] : following[2]]
     return fmt
 
 
@@ -1101,9 +1097,6 @@ class _Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self._dispatch()
 
-    def do_PUT(self) -> None:
-        self._dispatch()
-
     def _dispatch(self) -> None:
         query_id = ""
         compress_out = False
@@ -1125,7 +1118,7 @@ class _Handler(BaseHTTPRequestHandler):
             if path != "/":
                 body.drain()
                 raise ClickHouseError.make(_ERR_BAD_ARGUMENTS, f"There is no handle {path}")
-            if self.command not in ("GET", "POST"):
+            if self.command not in ("GET", "POST"):  # HEAD only answers health checks
                 body.drain()
                 raise ClickHouseError.make(_ERR_UNSUPPORTED_METHOD, f"Unsupported HTTP method {self.command}")
             self._authenticate(params)
@@ -1146,7 +1139,6 @@ class _Handler(BaseHTTPRequestHandler):
                         "written_rows": str(outcome.written_rows),
                         "written_bytes": str(outcome.written_bytes),
                         "total_rows_to_read": str(outcome.read_rows),
-                        "result_rows": "0",
                         "result_bytes": str(len(payload)),
                         "elapsed_ns": str(outcome.elapsed_ns),
                     },
