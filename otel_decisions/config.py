@@ -212,6 +212,12 @@ class DecisionSettings(BaseSettings):
     retry_initial_backoff_s: float = Field(default=0.2, gt=0, description="First retry delay of the shipper.")
     retry_max_backoff_s: float = Field(default=30.0, gt=0, description="Cap of the shipper's exponential backoff.")
 
+    # --- otel-decisions serve ---------------------------------------------------------
+    serve_user: str | None = Field(default=None, description="User that `otel-decisions serve` requires (HTTP basic auth).")
+    serve_password: SecretStr | None = Field(
+        default=None, description="Password that `otel-decisions serve` requires; needed with --allow-remote."
+    )
+
     # --- validators ----------------------------------------------------------------
     @field_validator(
         "exporters",

@@ -228,6 +228,8 @@ def configure(
     export_batch_size: int | None = None,
     retry_initial_backoff_s: float | None = None,
     retry_max_backoff_s: float | None = None,
+    serve_user: str | None = None,
+    serve_password: str | None = None,
     tracer_provider: TracerProvider | None = None,
     span_exporters: Sequence[SpanExporter] = (),
 ) -> DecisionSettings:
