@@ -261,15 +261,7 @@ def configure(
         provider.sampler = DecisionAwareSampler(provider.sampler)
 
     exporters = [*build_exporters(settings), *span_exporters]
-    processors: list[SpanProcessor] = []
-    if exporters:
-        if settings.durable:
-            from otel_decisions.delivery import build_durable_processor
-
-            processors.append(build_durable_processor(exporters, settings))
-            processors.extend(_NonDurableFilter(BatchSpanProcessor(exp), settings) for exp in exporters)
-        else:
-            processors.extend(BatchSpanProcessor(exp) for exp in exporters)
+    processors = _build_processors(exporters, settings)
 
     switch = _switches.get(id(provider))
     if switch is None:
@@ -287,6 +279,46 @@ def configure(
         atexit.register(shutdown)
         _atexit_registered = True
     return settings
+
+
+class _Borrowed(SpanExporter):
+    """An exporter shared with the durable processor, which owns (and shuts down) it."""
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self._inner = inner
+
+    def export(self, spans: Sequence[ReadableSpan]) -> Any:
+        return self._inner.export(spans)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        """Not ours to close: the durable processor shuts the exporter down after its last delivery."""
+
+
+def _every_span(span: ReadableSpan, settings: DecisionSettings) -> bool:
+    return True
+
+
+def _build_processors(exporters: list[SpanExporter], settings: DecisionSettings) -> list[SpanProcessor]:
+    """Span processors for *exporters*. Shutdown runs in list order, so the batch processors
+    (which only borrow the exporters) flush before the durable one closes them."""
+    if not exporters:
+        return []
+    if not settings.durable:
+        return [BatchSpanProcessor(exporter) for exporter in exporters]
+    from otel_decisions.delivery import DurableSpanProcessor, build_durable_processor
+
+    embedded = "clickhouse" in settings.exporters and settings.resolved_dsn.lower().startswith("chdb:")
+    if embedded:
+        # chDB may be opened only by the one process that drains the spool (one engine per path,
+        # no fork after open): every span, not only decisions, goes through the spool.
+        return [DurableSpanProcessor(exporters, settings, select=_every_span)]
+    batch: list[SpanProcessor] = [
+        _NonDurableFilter(BatchSpanProcessor(_Borrowed(exporter)), settings) for exporter in exporters
+    ]
+    return [*batch, build_durable_processor(exporters, settings)]
 
 
 def _resource_attributes(settings: DecisionSettings) -> dict[str, str]:

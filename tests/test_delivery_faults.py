@@ -30,12 +30,16 @@ from tests.delivery_helpers.harness import (
 )
 
 
-def assert_exactly_once(receiver: Receiver, returned: list[str], *, allow_redelivery: bool = True) -> None:
+def assert_exactly_once(
+    receiver: Receiver, returned: list[str], *, allow_redelivery: bool = True, unlogged: int = 0
+) -> None:
+    """Every returned id stored; nothing else stored (``unlogged``: a killed recorder may have
+    spooled one decision whose id it had not yet logged)."""
     counts = receiver.stored_counts()
     missing = [i for i in returned if i not in counts]
     assert not missing, f"{len(missing)} of {len(returned)} returned decisions missing from the store"
     extra = set(counts) - set(returned)
-    assert not extra, f"{len(extra)} stored decisions were never returned to a caller"
+    assert len(extra) <= unlogged, f"{len(extra)} stored decisions were never returned to a caller"
     # the store deduplicates on decision id (as ClickHouse does); without faults there is no re-delivery at all
     if not allow_redelivery:
         assert max(counts.values()) == 1
@@ -43,14 +47,14 @@ def assert_exactly_once(receiver: Receiver, returned: list[str], *, allow_redeli
 
 def test_endpoint_down_for_the_whole_flow_then_up(tmp_path: Path) -> None:
     port = free_port()
-    env = delivery_env(tmp_path, port)
+    env = {**delivery_env(tmp_path, port), "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "0.5"}
     go = tmp_path / "go"
     recorder = start_recorder(env, "--count", "2000", "--returned", str(tmp_path / "ids"), "--wait-file", str(go),
                               "--flush-s", "30")
     assert recorder.stdout is not None
     while recorder.stdout.readline().strip() != "recorded":
         assert recorder.poll() is None, recorder.stderr.read() if recorder.stderr else ""
-    time.sleep(1.0)  # the shipper is failing and retrying against the closed port
+    time.sleep(2.0)  # the shipper is failing and retrying against the closed port (0.5 s per attempt)
     with Receiver(tmp_path / "store.sqlite", port=port) as receiver:
         go.touch()
         out, err = recorder.communicate(timeout=60)
@@ -111,7 +115,7 @@ def test_kill_9_mid_run_then_drain_in_a_new_process_otlp(tmp_path: Path) -> None
         assert result.returncode == 0, result.stderr
         status = json.loads(result.stdout)
         assert status["pending"] == 0
-        assert_exactly_once(receiver, returned)
+        assert_exactly_once(receiver, returned, unlogged=1)
     assert status["delivered"] >= len(returned)
 
 
@@ -154,7 +158,7 @@ def test_kill_9_mid_run_then_drain_into_chdb(tmp_path: Path) -> None:
     stored = json.loads(count.stdout.strip().splitlines()[-1])
     missing = [i for i in returned if i not in stored]
     assert not missing, f"{len(missing)} of {len(returned)} returned decisions missing from chDB"
-    assert set(stored) - set(returned) <= set(), "unexpected decisions in chDB"
+    assert len(set(stored) - set(returned)) <= 1, "unexpected decisions in chDB"
     assert max(stored.values()) == 1, "a decision is stored more than once in decisions FINAL"
 
 
@@ -224,3 +228,95 @@ def test_truncated_segment_prefix_delivered_tail_quarantined(tmp_path: Path) -> 
     (report,) = status["quarantine_files"]
     details = json.loads(Path(report).read_text())
     assert details["reason"].startswith("torn tail") and Path(report).with_suffix(".bad").exists()
+
+
+_COMPLETENESS_SCRIPT = """
+import json, sys
+from otel_decisions.config import load_settings
+from otel_decisions.clickhouse.client import get_client
+from otel_decisions.queries import run_query
+client = get_client(load_settings().resolved_dsn)
+before = run_query(client, "delivery_completeness").as_dicts()
+lost = sys.argv[1:]
+client.command("ALTER TABLE decisions DELETE WHERE decision_id IN %(ids)s SETTINGS mutations_sync = 2", {"ids": lost})
+after = run_query(client, "delivery_completeness", {"only_incomplete": 1}).as_dicts()
+print(json.dumps({"before": before, "after": after}, default=str))
+"""
+
+
+@pytest.mark.skipif(not _chdb_available(), reason="chDB or the ClickHouse exporter is not installed")
+def test_completeness_query_compares_captured_with_stored(tmp_path: Path) -> None:
+    env = delivery_env(tmp_path, free_port(), exporters="clickhouse")
+    result = run_recorder(env, "--count", "300", "--returned", str(tmp_path / "ids"), "--flow-span",
+                          "--flow-run-id", "run-1", "--flush-s", "60", timeout_s=300)
+    assert result.returncode == 0, result.stderr
+    assert "flushed" in result.stdout
+    returned = read_ids(tmp_path / "ids")
+    check = subprocess.run([PYTHON, "-c", _COMPLETENESS_SCRIPT, *returned[:5]], cwd=REPO, env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert check.returncode == 0, check.stderr
+    rows = json.loads(check.stdout.strip().splitlines()[-1])
+    (before,) = rows["before"]
+    assert (before["flow_run_id"], before["captured"], before["stored"], before["missing"]) == ("run-1", 300, 300, 0)
+    (after,) = rows["after"]  # five decisions removed behind the pipeline's back: the check finds them
+    assert (after["captured"], after["stored"], after["missing"], after["complete"]) == (300, 295, 5, 0)
+
+
+def test_several_processes_record_at_once_one_drainer(tmp_path: Path) -> None:
+    """Three flow processes share one spool root: one drains at a time, every decision lands once."""
+    with Receiver(tmp_path / "store.sqlite") as receiver:
+        env = delivery_env(tmp_path, receiver.port)
+        recorders = [
+            start_recorder(env, "--count", "3000", "--returned", str(tmp_path / f"ids-{n}"), "--flush-s", "60")
+            for n in range(3)
+        ]
+        for recorder in recorders:
+            out, err = recorder.communicate(timeout=120)
+            assert recorder.returncode == 0, err
+            assert "flushed" in out
+        returned = [i for n in range(3) for i in read_ids(tmp_path / f"ids-{n}")]
+        assert len(returned) == 9000
+        assert_exactly_once(receiver, returned, allow_redelivery=False)
+    status = json.loads(run_cli(env, "delivery", "status", "--json").stdout)
+    assert status["pending"] == 0 and status["delivered"] == 9000 and status["captured"] == 9000
+
+
+def test_forked_child_spools_to_its_own_directory(tmp_path: Path) -> None:
+    """A process that forks after configuring: the child records into its own spool; nothing is lost."""
+    script = """
+import os, sys, uuid
+from opentelemetry.sdk.trace import TracerProvider
+from otel_decisions import semconv
+from otel_decisions.config import load_settings
+from otel_decisions.delivery import DurableSpanProcessor, exporters_from_settings
+settings = load_settings()
+processor = DurableSpanProcessor(exporters_from_settings(settings), settings, shutdown_timeout_s=10)
+provider = TracerProvider(); provider.add_span_processor(processor)
+tracer = provider.get_tracer("t")
+def record(path, n):
+    with open(path, "a") as out:
+        for _ in range(n):
+            i = str(uuid.uuid4())
+            tracer.start_span(semconv.DECISION_SPAN_PREFIX + "x", attributes={semconv.DECISION_ID: i}).end()
+            out.write(i + "\\n")
+record(sys.argv[1] + "-parent", 200)
+pid = os.fork()
+if pid == 0:
+    record(sys.argv[1] + "-child", 300)
+    ok = processor.force_flush(30000)
+    provider.shutdown()
+    os._exit(0 if ok else 3)
+_, code = os.waitpid(pid, 0)
+record(sys.argv[1] + "-parent", 200)
+assert processor.force_flush(30000)
+provider.shutdown()
+sys.exit(code >> 8)
+"""
+    with Receiver(tmp_path / "store.sqlite") as receiver:
+        env = delivery_env(tmp_path, receiver.port)
+        result = subprocess.run([PYTHON, "-c", script, str(tmp_path / "ids")], cwd=REPO, env=env,
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        returned = read_ids(tmp_path / "ids-parent") + read_ids(tmp_path / "ids-child")
+        assert len(returned) == 700
+        assert_exactly_once(receiver, returned, allow_redelivery=False)

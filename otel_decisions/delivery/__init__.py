@@ -84,8 +84,12 @@ def is_durable_span(span: ReadableSpan, settings: DecisionSettings) -> bool:
 
 
 def build_durable_processor(exporters: Sequence[SpanExporter], settings: DecisionSettings) -> SpanProcessor:
-    """The spool-backed processor configure() puts in front of ``exporters`` for durable spans."""
-    return DurableSpanProcessor(exporters, settings)
+    """The spool-backed processor configure() puts in front of ``exporters``.
+
+    It keeps only the spans :func:`is_durable_span` selects, so it can sit on a provider
+    next to a filtered BatchSpanProcessor and see every span.
+    """
+    return DurableSpanProcessor(exporters, settings, select=is_durable_span)
 
 
 @dataclass
@@ -196,39 +200,18 @@ def delivery_status(settings: DecisionSettings) -> DeliveryStatus:
 def exporters_from_settings(settings: DecisionSettings) -> list[SpanExporter]:
     """Exporters named by ``settings.exporters`` (what a drain in a fresh process ships to).
 
-    chDB is opened lazily by the ClickHouse exporter on its first export, so building the
-    list is safe before a fork.
+    The same factory :func:`otel_decisions.configure` uses. chDB is opened lazily by the
+    ClickHouse exporter on its first export, so building the list is safe before a fork.
     """
-    exporters: list[SpanExporter] = []
-    for name in settings.exporters:
-        if name == "otlp":
-            import os
+    from otel_decisions.configure import build_exporters
 
-            protocol = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or os.environ.get(
-                "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"
-            )
-            if protocol == "grpc":
-                from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
-
-                exporters.append(GrpcExporter())
-            else:
-                from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-                exporters.append(OTLPSpanExporter())
-        elif name == "console":
-            from opentelemetry.sdk.trace.export import ConsoleSpanExporter
-
-            exporters.append(ConsoleSpanExporter())
-        elif name == "clickhouse":
-            try:
-                from otel_decisions.clickhouse.exporter import ClickHouseSpanExporter
-            except ImportError as exc:  # pragma: no cover - depends on the storage module
-                raise OtelDecisionsError(
-                    f"exporters: 'clickhouse' needs otel_decisions.clickhouse.exporter ({exc}); "
-                    "install the clickhouse extra: pip install 'otel-decisions[clickhouse]'"
-                ) from exc
-            exporters.append(ClickHouseSpanExporter(settings=settings))
-    return exporters
+    try:
+        return build_exporters(settings)
+    except ImportError as exc:
+        raise OtelDecisionsError(
+            f"exporters: an exporter named in OTEL_DECISIONS_EXPORTERS cannot be loaded ({exc}); "
+            "install the clickhouse extra: pip install 'otel-decisions[clickhouse]'"
+        ) from exc
 
 
 def drain(

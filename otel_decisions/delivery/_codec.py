@@ -82,6 +82,54 @@ def _ctx(context: SpanContext) -> tuple[int, int, int, tuple[tuple[str, str], ..
     )
 
 
+def _fields(span: ReadableSpan) -> tuple[Any, ...]:
+    context = span._context  # noqa: SLF001
+    parent = span._parent  # noqa: SLF001
+    status = span._status  # noqa: SLF001
+    attributes = span._attributes  # noqa: SLF001
+    inner = getattr(attributes, "_dict", None)
+    events = span._events  # noqa: SLF001
+    links = span._links  # noqa: SLF001
+    return (
+        span._name,  # noqa: SLF001
+        _ctx(context) if context is not None else None,
+        _ctx(parent) if parent is not None else None,
+        span._kind.value,  # noqa: SLF001
+        span._start_time,  # noqa: SLF001
+        span._end_time,  # noqa: SLF001
+        status.status_code.value,
+        status.description,
+        dict(inner) if inner is not None else dict(attributes or {}),
+        getattr(attributes, "dropped", 0),
+        tuple((e.name, e.timestamp, _attrs(e.attributes)[0]) for e in events) if events else (),
+        getattr(events, "dropped", 0),
+        tuple((_ctx(link.context), _attrs(link.attributes)[0]) for link in links) if links else (),
+        getattr(links, "dropped", 0),
+    )
+
+
+def _public_fields(span: ReadableSpan) -> tuple[Any, ...]:
+    context = span.context
+    parent = span.parent
+    status = span.status
+    return (
+        span.name,
+        _ctx(context) if context is not None else None,
+        _ctx(parent) if parent is not None else None,
+        span.kind.value,
+        span.start_time,
+        span.end_time,
+        status.status_code.value,
+        status.description,
+        dict(span.attributes or {}),
+        span.dropped_attributes,
+        tuple((e.name, e.timestamp, _attrs(e.attributes)[0]) for e in span.events),
+        span.dropped_events,
+        tuple((_ctx(link.context), _attrs(link.attributes)[0]) for link in span.links),
+        span.dropped_links,
+    )
+
+
 class SpanEncoder:
     """Encodes spans to frames, writing each resource/scope definition once per segment.
 
@@ -101,28 +149,10 @@ class SpanEncoder:
 
     def span_payload(self, span: ReadableSpan) -> tuple[bytes, Resource, InstrumentationScope | None]:
         """The span's own payload (no definitions): safe to compute outside the writer lock."""
-        context = span.context
-        parent = span.parent
-        status = span.status
-        attributes, dropped_attributes = _attrs(span.attributes)
-        events = tuple((event.name, event.timestamp, _attrs(event.attributes)[0]) for event in span.events)
-        links = tuple((_ctx(link.context), _attrs(link.attributes)[0]) for link in span.links)
-        record = (
-            span.name,
-            _ctx(context) if context is not None else None,
-            _ctx(parent) if parent is not None else None,
-            span.kind.value,
-            span.start_time,
-            span.end_time,
-            status.status_code.value,
-            status.description,
-            attributes,
-            dropped_attributes,
-            events,
-            span.dropped_events,
-            links,
-            span.dropped_links,
-        )
+        try:  # the SDK's private fields: the public properties cost a Python call each
+            record = _fields(span)
+        except AttributeError:  # a ReadableSpan look-alike without the SDK's internals
+            record = _public_fields(span)
         return pickle.dumps(record, protocol=5), span.resource, span.instrumentation_scope
 
     def frames_for(self, payload: bytes, resource: Resource, scope: InstrumentationScope | None) -> bytes:

@@ -16,7 +16,7 @@ import logging
 import os
 import time
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from opentelemetry import metrics
@@ -54,8 +54,11 @@ class DurableSpanProcessor(SpanProcessor):
         segment_bytes: int | None = None,
         shutdown_timeout_s: float = SHUTDOWN_DELIVERY_TIMEOUT_S,
         ship: bool = True,
+        meter_provider: metrics.MeterProvider | None = None,
+        select: Callable[[ReadableSpan, DecisionSettings], bool] | None = None,
     ) -> None:
         self.settings = settings
+        self._select = select
         self.root = Path(settings.resolved_spool_dir)
         self.exporters = list(exporters)
         self.shutdown_timeout_s = shutdown_timeout_s
@@ -63,7 +66,7 @@ class DurableSpanProcessor(SpanProcessor):
         self._segment_bytes = segment_bytes
         self._shut = False
         self._start()
-        self._register_metrics()
+        self._register_metrics(meter_provider)
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: (lambda p: p._after_fork_in_child() if p else None)(ref()))
 
@@ -95,8 +98,9 @@ class DurableSpanProcessor(SpanProcessor):
         return None
 
     def on_end(self, span: ReadableSpan) -> None:
-        # Every span reaching this processor is a record to keep: the sampled flag does not drop it.
-        self.writer.append(span)
+        # Every selected span is a record to keep: the sampled flag does not drop it.
+        if self._select is None or self._select(span, self.settings):
+            self.writer.append(span)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """fsync the spool, then wait (within the timeout) until this process's records are delivered."""
@@ -121,6 +125,11 @@ class DurableSpanProcessor(SpanProcessor):
             self.shipper.stop(deadline)
         pending = self.shipper.own_pending()
         self.writer.close()
+        if self._ship and self.shipper.drain_lock.held and pending == 0:
+            try:  # our directory is now an exited process's: remove it if fully delivered
+                self.shipper._ship_directory(self.writer.directory, own=False)  # noqa: SLF001
+            except Exception:  # noqa: BLE001 - tidying only
+                logger.debug("otel-decisions delivery: could not tidy %s", self.writer.directory, exc_info=True)
         self.shipper.close()
         for exporter in self.exporters:
             try:
@@ -151,8 +160,8 @@ class DurableSpanProcessor(SpanProcessor):
             "pending": shipper.own_pending(),
         }
 
-    def _register_metrics(self) -> None:
-        meter = metrics.get_meter("otel_decisions.delivery")
+    def _register_metrics(self, meter_provider: metrics.MeterProvider | None) -> None:
+        meter = metrics.get_meter("otel_decisions.delivery", meter_provider=meter_provider)
         ref = weakref.ref(self)
 
         def observe(key: str):  # one callback per instrument

@@ -294,11 +294,11 @@ class Shipper:
                         continue
                     # acknowledge: every exporter confirmed this batch
                     self._batch_limit = min(self.settings.export_batch_size, self._batch_limit * 2)
+                self.delivered += len(spans)  # the exporters confirmed them (counted before the ack is visible)
                 cursor.pos += scan.end
                 progress["segments"][name] = cursor.pos
                 progress["delivered"] += len(spans)
                 write_json(progress_path, progress, sync=True)
-                self.delivered += len(spans)
                 moved = True
                 for callback in self.on_progress:
                     callback()

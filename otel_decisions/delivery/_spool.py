@@ -202,6 +202,9 @@ class SpoolWriter:
         self.segment_bytes = segment_bytes or max(64 << 10, min(DEFAULT_SEGMENT_BYTES, settings.spool_quota_bytes // 4))
         self._encoder = SpanEncoder()
         self._lock = threading.Lock()
+        self._quota = settings.spool_quota_bytes
+        self._strict = settings.strict_fsync
+        self._commit_max = 1 if settings.commit_interval_ms <= 0 else settings.commit_max_records
         self._durable_cond = threading.Condition(threading.Lock())
         self._commit_now = threading.Event()
         self._closed = False
@@ -220,8 +223,8 @@ class SpoolWriter:
         os.rename(building, self.directory)
         self._owner.path = self.directory / OWNER_LOCK
         self._own_bytes = len(MAGIC)
-        self._others_bytes = 0
-        self._usage_checked = 0.0
+        self._others_bytes = max(0, spool_usage(root) - len(MAGIC))
+        self._usage_checked = time.monotonic()
         self._space_freed = threading.Condition(threading.Lock())
         self.on_commit: list[Any] = []  # callables run after each commit (wake the shipper)
         self._stats_written: tuple[int, int, int, int] | None = None
@@ -232,10 +235,49 @@ class SpoolWriter:
     def append(self, span: ReadableSpan) -> None:
         """Write the span to the spool (raises :class:`SpoolQuotaError` if the policy says fail)."""
         payload, resource, scope = self._encoder.span_payload(span)
-        strict = self.settings.strict_fsync
-        deadline: float | None = None
         with self._lock:
             self.captured += 1
+            data = self._encoder.frames_for(payload, resource, scope)
+            size = len(data)
+            if not self._closed and self._own_bytes + self._others_bytes + size <= self._quota:
+                # fast path: one write(2); the kernel holds it even if this process dies next
+                written = os.write(self._fd, data)
+                if written != size:
+                    self._write_rest(data, written)
+                self._offset += size
+                self._own_bytes += size
+                self.spooled += 1
+                seq = self.spooled
+                self._since_commit += 1
+                if self._since_commit >= self._commit_max or self._offset >= self.segment_bytes:
+                    self._after_write_locked()
+                fast = True
+            else:
+                # frames_for marked its definitions as written: they were not, so write them again
+                self._encoder.new_segment()
+                fast = False
+        if not fast:
+            seq = self._append_slow(payload, resource, scope)
+        if self._strict:
+            self._commit_now.set()
+            with self._durable_cond:
+                while self.durable < seq:
+                    self._durable_cond.wait(1.0)
+
+    def _write_rest(self, data: bytes, written: int) -> None:
+        view = memoryview(data)[written:]
+        while view:
+            view = view[os.write(self._fd, view) :]
+
+    def _after_write_locked(self) -> None:
+        if self._since_commit >= self._commit_max:
+            self._commit_now.set()
+        if self._offset >= self.segment_bytes:
+            self._rotate_locked()
+
+    def _append_slow(self, payload: bytes, resource: Any, scope: Any) -> int:
+        """Closed, or at the quota: refuse, or block until the shipper frees space."""
+        deadline: float | None = None
         while True:
             with self._lock:
                 if self._closed:
@@ -247,16 +289,9 @@ class SpoolWriter:
                 data = self._encoder.frames_for(payload, resource, scope)
                 if self._fits(len(data)):
                     self._write(data)
-                    seq = self.spooled
-                    break
-                # frames_for marked its definitions as written: they were not, so write them again
+                    return self.spooled
                 self._encoder.new_segment()
             deadline = self._over_quota(len(data), deadline)
-        if strict:
-            self._commit_now.set()
-            with self._durable_cond:
-                while self.durable < seq:
-                    self._durable_cond.wait(1.0)
 
     def _fits(self, size: int) -> bool:
         quota = self.settings.spool_quota_bytes
@@ -387,6 +422,9 @@ class SpoolWriter:
                 self._durable_cond.notify_all()
             for callback in self.on_commit:
                 callback()
+        if time.monotonic() - self._usage_checked > 1.0:  # other processes' share of the quota
+            with self._lock:
+                self._refresh_usage_locked()
         self._write_stats()
         return closed
 

@@ -37,6 +37,7 @@ def main() -> None:
 
     db = sqlite3.connect(args.db, check_same_thread=False, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
     db.execute("CREATE TABLE IF NOT EXISTS spans (decision_id TEXT, name TEXT)")
     lock = threading.Lock()
     requests = [0]
@@ -76,8 +77,10 @@ def main() -> None:
                                 key = attribute.value.string_value
                                 break
                         rows.append((key, span.name))
-            with lock:
+            with lock:  # one transaction per request: the store commits what one request carried
+                db.execute("BEGIN")
                 db.executemany("INSERT INTO spans VALUES (?, ?)", rows)
+                db.execute("COMMIT")
                 requests[0] += 1
             self.send_response(200)
             self.send_header("Content-Type", "application/x-protobuf")

@@ -20,6 +20,7 @@ import sys
 import time
 import uuid
 
+from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -40,6 +41,7 @@ def main() -> None:
     parser.add_argument("--shutdown-timeout-s", type=float, default=1.0)
     parser.add_argument("--wait-file", help="after recording, wait until this file exists before shutting down")
     parser.add_argument("--stop-on-reject", action="store_true")
+    parser.add_argument("--flow-span", action="store_true", help="wrap the decisions in a flow-run span with the count")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(message)s")
 
@@ -53,6 +55,20 @@ def main() -> None:
     returned = os.open(args.returned, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     rejected = os.open(args.rejected, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600) if args.rejected else None
     print("recording", flush=True)
+    flow_span = None
+    if args.flow_span:
+        flow_span = tracer.start_span(
+            "delivery-test-flow",
+            attributes={
+                semconv.PREFECT_RUN_TYPE: "flow",
+                semconv.PREFECT_RUN_ID: args.flow_run_id,
+                semconv.PREFECT_FLOW_NAME: "delivery-test-flow",
+            },
+        )
+        context = trace.set_span_in_context(flow_span)
+    else:
+        context = None
+    captured = 0
     for index in range(args.count):
         decision_id = str(uuid.uuid4())
         span = tracer.start_span(
@@ -65,6 +81,7 @@ def main() -> None:
                 semconv.DECISION_REASONS: ("income", "history"),
                 semconv.PREFECT_FLOW_RUN_ID: args.flow_run_id,
             },
+            context=context,
         )
         try:
             span.end()
@@ -76,8 +93,12 @@ def main() -> None:
                 break
             continue
         os.write(returned, (decision_id + "\n").encode())
+        captured += 1
         if args.pace_s:
             time.sleep(args.pace_s)
+    if flow_span is not None:
+        flow_span.set_attribute(semconv.DECISION_FLOW_CAPTURED, captured)
+        flow_span.end()
     print("recorded", flush=True)
     if args.wait_file:
         while not os.path.exists(args.wait_file):
