@@ -37,6 +37,7 @@ from typing import Any
 from otel_decisions.errors import OtelDecisionsError
 
 __all__ = [
+    "QueryError",
     "QueryParam",
     "CatalogQuery",
     "QueryResult",

@@ -22,8 +22,9 @@ FROM
         toMonday(timestamp) AS week,
         count() AS decisions,
         round(avg(confidence), 4) AS mean_confidence,
-        round(quantileExact(0.1)(confidence), 4) AS p10_confidence,
-        round(quantileExact(0.5)(confidence), 4) AS median_confidence
+        quantilesExact(0.1, 0.5)(confidence) AS deciles,
+        round(deciles[1], 4) AS p10_confidence,
+        round(deciles[2], 4) AS median_confidence
     FROM decisions FINAL
     WHERE timestamp >= {start:DateTime64(3)} AND timestamp < {end:DateTime64(3)} AND confidence IS NOT NULL
     GROUP BY model_name, model_version, week

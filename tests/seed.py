@@ -18,6 +18,7 @@ import hashlib
 import json
 import random
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -119,6 +120,9 @@ class SeedData:
     """task_run_id -> task name, for every task-run span seeded."""
     spans: list[ReadableSpan] = field(default_factory=list)
     redelivered: int = 0
+    redelivered_ids: list[str] = field(default_factory=list)
+    flow_captured: dict[str, int] = field(default_factory=dict)
+    """flow_run_id -> decision.flow.captured on its flow-run span (the last run claims one more than stored)."""
     broken_chain: list[str] = field(default_factory=list)
     """Decision ids whose integrity.prev_hash does not match the previous record."""
 
@@ -335,6 +339,27 @@ def build_seed(
             span.end(end_time=at + 9_000_000)
             data.orphan_task_runs.append(orphan)
 
+    # Flow-run spans carry the number of decisions the run captured; the last run claims one
+    # more than it stored (a lost record the delivery_completeness query must show).
+    per_run = Counter(d.flow_run_id for d in data.decisions)
+    runs = list(dict.fromkeys(d.flow_run_id for d in data.decisions))
+    for position, run_id in enumerate(runs):
+        first = min(d.timestamp_ns for d in data.decisions if d.flow_run_id == run_id)
+        name = next(d.flow_name for d in data.decisions if d.flow_run_id == run_id)
+        captured = per_run[run_id] + (1 if position == len(runs) - 1 else 0)
+        data.flow_captured[run_id] = captured
+        flow_span = tracer.start_span(
+            f"{name}-{run_id[:4]}",
+            start_time=first - 10_000_000,
+            attributes={
+                semconv.PREFECT_RUN_TYPE: "flow",
+                semconv.PREFECT_RUN_ID: run_id,
+                semconv.PREFECT_RUN_NAME: f"{name}-{run_id[:4]}",
+                semconv.DECISION_FLOW_CAPTURED: captured,
+            },
+        )
+        flow_span.end(end_time=first + 60_000_000_000)
+
     provider.shutdown()
     data.spans = list(memory.get_finished_spans())
     return data
@@ -358,9 +383,27 @@ def seed_decisions(target: Any, n: int = 300, seed: int = 7, *, redeliver: int =
     if again and exporter.export(again) is not SpanExportResult.SUCCESS:
         raise RuntimeError("seed re-delivery failed")
     data.redelivered = len(again)
+    data.redelivered_ids = [str(s.attributes[semconv.DECISION_ID]) for s in again]
     return data
 
 
 def days_after_start(days: float) -> datetime:
     """``SEED_START`` plus *days* (handy for period parameters)."""
     return SEED_START + timedelta(days=days)
+
+
+_SESSION_CHDB: list[str] = []
+
+
+def session_chdb_path() -> str:
+    """One chDB directory per test process (chDB allows one engine path per process)."""
+    if not _SESSION_CHDB:
+        import tempfile
+
+        _SESSION_CHDB.append(tempfile.mkdtemp(prefix="otel-decisions-chdb-"))
+    return _SESSION_CHDB[0]
+
+
+def fresh_chdb_dsn(prefix: str = "t") -> str:
+    """A DSN for a new, empty database inside the process's chDB directory."""
+    return f"chdb://{session_chdb_path()}?database={prefix}_{uuid.uuid4().hex[:10]}"

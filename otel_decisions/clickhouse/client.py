@@ -1,6 +1,6 @@
 """One client factory for both storage back ends, from one DSN.
 
-``chdb:///path/to/dir`` opens the embedded chDB engine in this process (the default,
+``chdb:///path/to/dir`` (optionally ``?database=name``) opens the embedded chDB engine in this process (the default,
 ``settings.resolved_dsn``: a per-user data directory); ``http(s)://user:password@host:port/db``
 talks to a ClickHouse server. Both go through clickhouse-connect, so every caller sees
 the same ``Client`` API. Failures become :class:`OtelDecisionsError` messages that name
@@ -22,14 +22,22 @@ import os
 import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 from otel_decisions.config import DecisionSettings
 from otel_decisions.errors import OtelDecisionsError
 
 __all__ = ["get_client", "redact_dsn", "database_of", "chdb_path_of"]
 
-SESSION_SETTINGS: dict[str, Any] = {"session_timezone": "UTC"}
+SESSION_SETTINGS: dict[str, Any] = {
+    "session_timezone": "UTC",
+    # Duplicates of a decision always share a partition (same start time), so FINAL never needs
+    # to merge across partitions; this lets it skip already-merged ones.
+    "do_not_merge_across_partitions_select_final": 1,
+    # Copies of a decision are identical rows, so a skip index can never drop one copy and keep
+    # another: skip indexes (subject, flow run, task run) stay valid under FINAL.
+    "use_skip_indexes_if_final": 1,
+}
 
 
 def redact_dsn(dsn: str) -> str:
@@ -129,7 +137,8 @@ def _server_error(dsn: str, exc: Exception) -> OtelDecisionsError:
     text = str(exc)
     safe = redact_dsn(dsn)
     lowered = text.lower()
-    if "authentication" in lowered or "code: 516" in lowered or "password" in lowered or "401" in lowered:
+    # Match ClickHouse's error code / name only: the message also carries a random query id.
+    if re.search(r"authentication_failed|authentication failed|code: 516\b|error code 516\b|\bhttp 401\b", lowered):
         return OtelDecisionsError(
             f"ClickHouse server {safe} rejected the credentials: check the user and password in the DSN "
             "(http(s)://user:password@host:port/database)."
@@ -159,7 +168,15 @@ def get_client(dsn: str | None = None, settings: DecisionSettings | None = None)
         path = chdb_path_of(dsn)
         if path is not None:
             Path(path).mkdir(parents=True, exist_ok=True)
+        database = parse_qs(urlparse(dsn).query).get("database", [""])[0]
         try:
+            if database and database != "default":
+                # chDB has no server to create it for us: make sure the database exists first.
+                bootstrap = clickhouse_connect.get_client(dsn=dsn.split("?", 1)[0], settings=SESSION_SETTINGS)
+                try:
+                    bootstrap.command(f"CREATE DATABASE IF NOT EXISTS `{database.replace('`', '``')}`")
+                finally:
+                    bootstrap.close()
             return clickhouse_connect.get_client(dsn=dsn, settings=SESSION_SETTINGS)
         except Exception as exc:  # chdb raises ProgrammingError/RuntimeError variants
             raise _chdb_error(dsn, exc) from exc

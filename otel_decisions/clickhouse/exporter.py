@@ -102,9 +102,10 @@ class ClickHouseSpanExporter(SpanExporter):
                     rows = [span_to_row(span) for span in spans[start : start + self._batch_size]]
                     client.insert(
                         TRACES_TABLE,
-                        rows,
+                        list(zip(*rows)),  # column-oriented: the client skips its own transposition
                         column_names=list(TRACES_COLUMNS),
                         column_type_names=list(TRACES_INSERT_TYPES),
+                        column_oriented=True,
                     )
                     self.exported += len(rows)
             return SpanExportResult.SUCCESS

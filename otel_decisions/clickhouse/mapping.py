@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -180,7 +181,15 @@ def attribute_to_string(value: Any) -> str:
         return _go_float(value)
     if kind is tuple or kind is list:
         # Fast path for the common string[] attribute; same bytes as _go_json.
-        if all(type(item) is str for item in value):
+        if not value:
+            return "[]"
+        try:
+            joined = '","'.join(value)  # TypeError unless every item is a str
+        except TypeError:
+            joined = None
+        if joined is not None:
+            if _NEEDS_ESCAPE.search(joined) is None:  # nothing to escape: the JSON is the text itself
+                return '["' + joined + '"]'
             text = _dumps_compact(value)
             if "\u2028" in text or "\u2029" in text:
                 text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
@@ -204,6 +213,7 @@ def attribute_to_string(value: Any) -> str:
 
 
 _dumps_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_NEEDS_ESCAPE = re.compile('[\x00-\x1f"\\\\\u2028\u2029]')
 
 
 def _raw_items(attributes: Any) -> Any:
@@ -264,18 +274,24 @@ def span_to_row(span: ReadableSpan) -> list[Any]:
     status_code = status.status_code if status is not None else StatusCode.UNSET
     # The Python SDK only keeps a description with an error status; OTLP sends "" otherwise.
     message = (status.description or "") if status is not None and status_code is StatusCode.ERROR else ""
-    events = span.events or ()
-    links = span.links or ()
-    parent = span.parent
+    # The public properties copy (tuple(...), MappingProxyType); read the SDK's fields when present.
+    events = getattr(span, "_events", None)
+    if events is None:
+        events = span.events or ()
+    links = getattr(span, "_links", None)
+    if links is None:
+        links = span.links or ()
     attributes = getattr(span, "_attributes", None)
     if attributes is None:
         attributes = span.attributes
-    return [
+    parent = span.parent
+    trace_state = context.trace_state if context is not None else None
+    row = [
         start,
-        _hex_trace_id(context.trace_id if context else 0),
-        _hex_span_id(context.span_id if context else 0),
-        _hex_span_id(parent.span_id if parent is not None else 0),
-        _trace_state(context.trace_state if context else None),
+        _hex_trace_id(context.trace_id if context is not None else 0),
+        _hex_span_id(context.span_id if context is not None else 0),
+        _hex_span_id(parent.span_id) if parent is not None else "",
+        _trace_state(trace_state) if trace_state else "",
         span.name,
         _SPAN_KIND.get(span.kind, "Unspecified"),
         service,
@@ -286,11 +302,22 @@ def span_to_row(span: ReadableSpan) -> list[Any]:
         max(0, end - start),
         _STATUS.get(status_code, "Unset"),
         message,
-        [event.timestamp for event in events],
-        [event.name for event in events],
-        [attributes_to_map(event.attributes) for event in events],
-        [_hex_trace_id(link.context.trace_id) for link in links],
-        [_hex_span_id(link.context.span_id) for link in links],
-        [_trace_state(link.context.trace_state) for link in links],
-        [attributes_to_map(link.attributes) for link in links],
     ]
+    if events:
+        row += [
+            [event.timestamp for event in events],
+            [event.name for event in events],
+            [attributes_to_map(event.attributes) for event in events],
+        ]
+    else:
+        row += [[], [], []]
+    if links:
+        row += [
+            [_hex_trace_id(link.context.trace_id) for link in links],
+            [_hex_span_id(link.context.span_id) for link in links],
+            [_trace_state(link.context.trace_state) for link in links],
+            [attributes_to_map(link.attributes) for link in links],
+        ]
+    else:
+        row += [[], [], [], []]
+    return row

@@ -285,12 +285,14 @@ def _typed_table(name: str, columns: tuple[Column, ...], key: str, db: str, clus
     engine = (
         f"ReplicatedReplacingMergeTree({REPLICA_PATH}, ingested_at)" if cluster else "ReplacingMergeTree(ingested_at)"
     )
-    # Duplicates share their span start time, so a monthly partition never separates them.
+    # A re-delivered span is byte-identical, start time included, so (day, id) is as good a
+    # deduplication key as the id alone, and the leading day lets time-window queries skip data.
     return (
         f"CREATE TABLE IF NOT EXISTS {_ident(db)}.{_ident(name)} {_cluster_string(cluster)} (\n"
         + ",\n".join(lines)
-        + f"\n) ENGINE = {engine}\nPARTITION BY toYYYYMM(timestamp)\nORDER BY {key}\n"
-        "SETTINGS index_granularity = 8192"
+        + f"\n) ENGINE = {engine}\nPARTITION BY toYYYYMM(timestamp)\nORDER BY (toDate(timestamp), {key})\n"
+        # Smaller granules: a subject or flow-run lookup through the bloom indexes reads 4x less.
+        "SETTINGS index_granularity = 2048"
     )
 
 

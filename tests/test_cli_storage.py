@@ -1,0 +1,122 @@
+"""``otel-decisions query|schema|db|models`` through typer's CliRunner on real chDB."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from otel_decisions.cli import app
+from otel_decisions.clickhouse.client import get_client
+from tests.seed import fresh_chdb_dsn, seed_decisions
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def seeded():
+    dsn = fresh_chdb_dsn("cli")
+    client = get_client(dsn)
+    data = seed_decisions(client, n=120, seed=4)
+    client.close()
+    return dsn, data
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_query_list_and_show():
+    listed = invoke("query", "list", "--format", "json")
+    assert listed.exit_code == 0, listed.output
+    names = {row["name"] for row in json.loads(listed.output)}
+    assert {"adverse_action_reasons", "subject_decisions", "fast_reviews", "completeness_missing_decisions"} <= names
+    shown = invoke("query", "show", "fast_reviews")
+    assert shown.exit_code == 0
+    assert "max_seconds" in shown.output and "Float64" in shown.output and "{max_seconds:Float64}" in shown.output
+    assert "EU AI Act Art. 14(4)" in shown.output
+
+
+def test_query_run_formats(seeded):
+    dsn, data = seeded
+    subject = data.decisions[0].subject_id
+    expected = {d.decision_id for d in data.decisions if d.subject_id == subject}
+    as_json = invoke("query", "run", "subject_decisions", "--param", f"subject_id={subject}", "--format", "json", "--dsn", dsn)
+    assert as_json.exit_code == 0, as_json.output
+    rows = json.loads(as_json.output)
+    assert {r["decision_id"] for r in rows} == expected
+    as_csv = invoke("query", "run", "subject_decisions", "-p", f"subject_id={subject}", "-f", "csv", "--dsn", dsn)
+    parsed = list(csv.DictReader(io.StringIO(as_csv.output)))
+    assert {r["decision_id"] for r in parsed} == expected
+    as_md = invoke("query", "run", "subject_decisions", "-p", f"subject_id={subject}", "-f", "markdown", "--dsn", dsn)
+    assert as_md.output.startswith("| decision_id | timestamp |")
+    assert sum(line.startswith("| ") for line in as_md.output.splitlines()) == len(expected) + 1
+    as_table = invoke("query", "run", "fast_reviews", "-p", "max_seconds=5", "--dsn", dsn)
+    assert as_table.exit_code == 0 and "Reviews too fast to be real" in as_table.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("query", "run", "no_such_query"), "unknown query 'no_such_query'"),
+        (("query", "run", "subject_decision"), "did you mean subject_decisions"),
+        (("query", "run", "subject_decisions"), "needs parameter 'subject_id'"),
+        (("query", "run", "fast_reviews", "-p", "max_seconds=soon"), "parameter 'max_seconds' must be Float64"),
+        (("query", "run", "fast_reviews", "-p", "start=yesterday"), "parameter 'start' must be DateTime64(3)"),
+        (("query", "run", "fast_reviews", "-p", "speed=1"), "has no parameter speed"),
+        (("query", "run", "fast_reviews", "-p", "max_seconds"), "use NAME=VALUE"),
+        (("query", "run", "fast_reviews", "-f", "xml"), "--format 'xml'"),
+        (("query", "show", "nope"), "unknown query 'nope'"),
+        (("schema", "apply", "--dsn", "ftp://x"), "unsupported scheme 'ftp'"),
+    ],
+)
+def test_bad_invocations_exit_2_and_say_which(args, message):
+    result = invoke(*args)
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split())
+
+
+def test_schema_apply_db_info_and_models(tmp_path):
+    dsn = fresh_chdb_dsn("clischema")
+    empty = json.loads(invoke("db", "info", "--dsn", dsn, "--format", "json").output)
+    assert empty["migrations_applied"] == [] and empty["migrations_pending"] == [1, 2, 3, 4]
+    assert empty["decisions_rows"] is None
+    first = invoke("schema", "apply", "--dsn", dsn)
+    assert first.exit_code == 0 and "applied migration 4" in first.output
+    second = invoke("schema", "apply", "--dsn", dsn, "--traces-ttl-days", "30")
+    assert "schema up to date" in second.output and "30 days (decision and review spans kept)" in second.output
+    info = invoke("db", "info", "--dsn", dsn, "--format", "json")
+    assert info.exit_code == 0, info.output
+    parsed = json.loads(info.output)
+    assert parsed["migrations_applied"] == [1, 2, 3, 4] and parsed["migrations_pending"] == []
+    assert parsed["decisions_rows"] == 0 and parsed["collector_schema"] == "v0.161.0"
+
+    approved = invoke("models", "approve", "credit-scorer", "2.0", "--by", "mrm", "--from", "2026-01-01", "--note", "MRM-1", "--dsn", dsn)
+    assert approved.exit_code == 0, approved.output
+    revoked = invoke("models", "revoke", "credit-scorer", "2.0", "--at", "2026-03-01T00:00:00Z", "--dsn", dsn)
+    assert revoked.exit_code == 0 and "revoked 1" in revoked.output
+    listed = json.loads(invoke("models", "list", "--format", "json", "--dsn", dsn).output)
+    assert listed == [
+        {
+            "model_name": "credit-scorer",
+            "model_version": "2.0",
+            "approved_from": "2026-01-01T00:00:00+00:00",
+            "approved_until": "2026-03-01T00:00:00+00:00",
+            "approved_by": "mrm",
+            "note": "MRM-1",
+        }
+    ]
+    again = invoke("models", "revoke", "credit-scorer", "2.0", "--at", "2026-04-01", "--dsn", dsn)
+    assert again.exit_code == 2 and "no approval open" in again.output
+    bad_date = invoke("models", "approve", "m", "1", "--by", "x", "--from", "someday", "--dsn", dsn)
+    assert bad_date.exit_code == 2 and "--from 'someday'" in bad_date.output
+
+
+def test_schema_apply_dry_run_prints_cluster_ddl():
+    result = invoke("schema", "apply", "--dry-run", "--cluster", "prod", "--dsn", "http://u:p@db.example:8123/otel")
+    assert result.exit_code == 0, result.output
+    assert 'CREATE TABLE IF NOT EXISTS "otel"."otel_traces" ON CLUSTER `prod` (' in result.output
+    assert "ReplicatedReplacingMergeTree" in result.output
