@@ -21,6 +21,7 @@ Example::
 from __future__ import annotations
 
 import copy
+import enum
 import dataclasses
 import functools
 import hashlib
@@ -92,10 +93,10 @@ def _check_text(field: str, value: Any, *, required: bool = False) -> str | None
         if required:
             raise ValueError(f"{field}: is required; say what was decided, e.g. outcome='approve'")
         return None
-    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-        text = str(value)
-    elif hasattr(value, "value") and isinstance(getattr(value, "value"), str):  # enums
-        text = value.value
+    if isinstance(value, enum.Enum):  # before str: str(StrEnumMember) is 'Class.MEMBER' on 3.11
+        text = str(value.value)
+    elif isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        text = str.__str__(value) if isinstance(value, str) else str(value)
     else:
         text = str(to_jsonable(value))
     if required and not text.strip():
@@ -170,7 +171,7 @@ class Decision:
             if value is not None and type(value) is not str:
                 set_(self, name, _check_text(name, value))
         automation = self.automation
-        if automation not in _AUTOMATION_VALUES:
+        if type(automation) is not str or automation not in _AUTOMATION_VALUES:
             automation = _check_text("automation", automation) or semconv.Automation.AUTOMATED.value
             if automation not in _AUTOMATION_VALUES:
                 raise ValueError(f"automation: {automation!r} is not one of {sorted(_AUTOMATION_VALUES)}")

@@ -306,3 +306,11 @@ def test_free_text_scrubbing_without_any_input_hint(captured):
     text = span.attributes[semconv.DECISION_RATIONALE]
     assert text == "contact [EMAIL], SSN [SSN], tel [PHONE], card [CARD]; order 1234567812345678"
     assert list(span.attributes[semconv.DECISION_REDACTED]) == ["rationale"]
+
+
+def test_enum_members_are_recorded_as_their_values(captured):
+    d = otel_decisions.record_decision(type="t", outcome="refer", automation=otel_decisions.Automation.HUMAN_IN_LOOP)
+    assert d.automation == "human_in_loop" and type(d.automation) is str
+    (span,) = decisions(captured)
+    assert span.attributes[semconv.DECISION_AUTOMATION] == "human_in_loop"
+    assert type(span.attributes[semconv.DECISION_AUTOMATION]) is str

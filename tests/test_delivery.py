@@ -201,3 +201,37 @@ def test_built_processor_keeps_only_durable_spans(tmp_path: Path) -> None:
     assert processor.force_flush(10_000)
     assert [s.attributes[semconv.DECISION_ID] for s in exporter.get_finished_spans()] == [decision_id]
     provider.shutdown()
+
+
+def test_attribute_values_of_str_and_int_subclasses_survive_the_spool():
+    """Prefect records its StateType (a str enum) as an attribute: the spool must round-trip it as text."""
+    import enum
+
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from otel_decisions.delivery._codec import SegmentDecoder, SpanEncoder, iter_frames
+
+    class State(str, enum.Enum):
+        COMPLETED = "COMPLETED"
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    span = provider.get_tracer("t").start_span("decision t", attributes={"state": State.COMPLETED, "level": Level.HIGH,
+                                                                         "seq": (State.COMPLETED, "x")})
+    span.add_event("state", {"type": State.COMPLETED})
+    span.end()
+    (finished,) = memory.get_finished_spans()
+    encoder = SpanEncoder()
+    data = encoder.encode(finished)
+    (decoded,) = SegmentDecoder().decode_frames(iter_frames(data, 0).records)
+    assert decoded.attributes["state"] == "COMPLETED" and type(decoded.attributes["state"]) is str
+    assert decoded.attributes["level"] == 3 and type(decoded.attributes["level"]) is int
+    assert decoded.attributes["seq"] == ("COMPLETED", "x")
+    assert decoded.events[0].attributes["type"] == "COMPLETED"

@@ -61,14 +61,48 @@ def frame(kind: int, payload: bytes) -> bytes:
     return HEADER.pack(len(payload), crc, kind) + payload
 
 
+_PLAIN_TYPES = frozenset({str, int, float, bool, bytes, type(None)})
+
+
+def _plain_value(value: Any) -> Any:
+    """*value* as exact builtin types: the unpickler refuses any class, and attribute values may be
+    subclasses (e.g. Prefect's ``StateType`` str enum). Keeps the content the OTLP encoder would send."""
+    kind = type(value)
+    if kind in _PLAIN_TYPES:
+        return value
+    if kind is tuple or kind is list:
+        return tuple(_plain_value(item) for item in value)
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int.__int__(value)
+    if isinstance(value, float):
+        return float.__float__(value)
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, bytes):
+        return bytes(value)
+    return repr(value)
+
+
+def _plain_dict(mapping: Any) -> dict[str, Any]:
+    """A plain copy of an attribute mapping (fast when every value is already a builtin)."""
+    for value in mapping.values():
+        kind = type(value)
+        if kind in _PLAIN_TYPES or (kind is tuple and all(type(item) in _PLAIN_TYPES for item in value)):
+            continue
+        return {str.__str__(key): _plain_value(item) for key, item in mapping.items()}
+    return dict(mapping)
+
+
 def _attrs(attributes: Attributes) -> tuple[dict[str, Any], int]:
     """A plain dict copy of span attributes and their dropped count (fast path for BoundedAttributes)."""
     if not attributes:
         return {}, getattr(attributes, "dropped", 0) if attributes is not None else 0
     inner = getattr(attributes, "_dict", None)
     if inner is not None:
-        return dict(inner), attributes.dropped  # type: ignore[union-attr]
-    return dict(attributes), 0
+        return _plain_dict(inner), attributes.dropped  # type: ignore[union-attr]
+    return _plain_dict(attributes), 0
 
 
 def _ctx(context: SpanContext) -> tuple[int, int, int, tuple[tuple[str, str], ...] | None, bool]:
@@ -99,7 +133,7 @@ def _fields(span: ReadableSpan) -> tuple[Any, ...]:
         span._end_time,  # noqa: SLF001
         status.status_code.value,
         status.description,
-        dict(inner) if inner is not None else dict(attributes or {}),
+        _plain_dict(inner) if inner is not None else _plain_dict(attributes or {}),
         getattr(attributes, "dropped", 0),
         tuple((e.name, e.timestamp, _attrs(e.attributes)[0]) for e in events) if events else (),
         getattr(events, "dropped", 0),
@@ -121,7 +155,7 @@ def _public_fields(span: ReadableSpan) -> tuple[Any, ...]:
         span.end_time,
         status.status_code.value,
         status.description,
-        dict(span.attributes or {}),
+        _plain_dict(span.attributes or {}),
         span.dropped_attributes,
         tuple((e.name, e.timestamp, _attrs(e.attributes)[0]) for e in span.events),
         span.dropped_events,
@@ -164,7 +198,7 @@ class SpanEncoder:
             self._resources[id(resource)] = entry
         resource_index = entry[1]
         if resource_index not in self._defined_resources:
-            definition = (resource_index, dict(resource.attributes), resource.schema_url)
+            definition = (resource_index, _plain_dict(resource.attributes), resource.schema_url)
             parts.append(frame(KIND_RESOURCE, pickle.dumps(definition, protocol=5)))
             self._defined_resources.add(resource_index)
         scope_entry = self._scopes.get(id(scope))
@@ -181,7 +215,7 @@ class SpanEncoder:
                     scope.name,
                     scope.version,
                     scope.schema_url,
-                    dict(scope.attributes) if scope.attributes else None,
+                    _plain_dict(scope.attributes) if scope.attributes else None,
                 )
             parts.append(frame(KIND_SCOPE, pickle.dumps(scope_def, protocol=5)))
             self._defined_scopes.add(scope_index)
