@@ -1,0 +1,310 @@
+"""The HTML evidence report: built from the example flows' real data in chDB, opened in headless Chromium.
+
+A subprocess (fresh chDB directory, fresh Prefect home: chDB allows one engine per process) runs
+the three examples at a small size with the ClickHouse exporter, writes the report for that
+database and for an empty one, and prints what the database holds. The tests then check the
+HTML against those numbers, that it is self-contained and escaped, and (``browser``) that
+Debian's headless ``chromium`` renders its charts and tables: a screenshot with the chart colours
+in it, and a DOM dump with the SVG bars and table rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import zlib
+from collections import Counter, defaultdict
+from datetime import datetime
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from otel_decisions.report import MAX_ADVERSE_ROWS, ReportData, render_report
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("OTEL_DECISIONS_TEST_CHROMIUM", "/usr/bin/chromium")
+
+_BUILD_SCRIPT = r"""
+import json, sys, time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+out = Path(sys.argv[1])
+import otel_decisions
+from otel_decisions.clickhouse.approvals import approve_model
+from otel_decisions.clickhouse.client import get_client
+from otel_decisions.clickhouse.schema import apply_migrations
+from otel_decisions.report import write_report
+
+dsn = f"chdb://{out / 'chdb'}"
+otel_decisions.configure(exporters=["clickhouse"], dsn=dsn, data_dir=str(out / "data"), durable=False,
+                         hmac_key="report-test-hmac-key-0123456789", service_name="report-test")
+otel_decisions.PrefectInstrumentor().instrument()
+client = get_client(dsn)
+apply_migrations(client)
+import examples
+for name, version in examples.APPROVED_MODELS:
+    approve_model(client, name, version, approved_by="model-risk",
+                  approved_from=datetime.now(timezone.utc) - timedelta(days=30))
+started = time.monotonic()
+counts = examples.run_all(credit=150, clinical=80, fraud=10, seed=7)
+examples_s = time.monotonic() - started
+otel_decisions.force_flush()
+
+q = lambda sql: client.query(sql).result_rows
+facts = {
+    "counts": counts,
+    "examples_seconds": examples_s,
+    "decisions": q("SELECT count() FROM decisions FINAL")[0][0],
+    "adverse": q("SELECT count() FROM decisions FINAL WHERE outcome IN ('deny', 'decline')")[0][0],
+    "reviews": q("SELECT count() FROM decision_reviews FINAL")[0][0],
+    "overrides": q("SELECT count() FROM decision_reviews FINAL WHERE action = 'override'")[0][0],
+    "model_versions": [f"{m} {v}" for m, v in q("SELECT DISTINCT model_name, model_version FROM decisions FINAL")],
+    "decision_types": [t for (t,) in q("SELECT DISTINCT decision_type FROM decisions FINAL")],
+    "reviewers": q("SELECT uniqExact(reviewer_id) FROM decision_reviews FINAL")[0][0],
+}
+started = time.monotonic()
+write_report(client, out / "report.html", title="Evidence <report> & test", database=dsn)
+facts["report_seconds"] = time.monotonic() - started
+
+empty = get_client(dsn + "?database=empty_db")
+apply_migrations(empty)
+write_report(empty, out / "empty.html")
+print("FACTS " + json.dumps(facts))
+"""
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Run the examples into a fresh chDB and write the reports (in a subprocess)."""
+    out = tmp_path_factory.mktemp("report")
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(out / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "PREFECT_LOGGING_TO_API_ENABLED": "false",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
+    proc = subprocess.run([sys.executable, "-c", _BUILD_SCRIPT, str(out)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("FACTS ")), None)
+    assert proc.returncode == 0 and line, f"report build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    facts = json.loads(line.removeprefix("FACTS "))
+    return {"dir": out, "facts": facts, "html": (out / "report.html").read_text(encoding="utf-8"),
+            "empty": (out / "empty.html").read_text(encoding="utf-8")}
+
+
+class _Sections(HTMLParser):
+    """Counts tags (and classes) inside each element carrying a data-testid; collects their text."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[tuple[str, str | None]] = []
+        self.tags: dict[str, Counter] = defaultdict(Counter)
+        self.text: dict[str, list[str]] = defaultdict(list)
+        self.attrs: dict[str, list[dict[str, str | None]]] = defaultdict(list)
+
+    def _open(self) -> list[str]:
+        return [tid for _tag, tid in self.stack if tid]
+
+    def _record(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        for tid in self._open():
+            self.tags[tid][tag] += 1
+            for cls in (values.get("class") or "").split():
+                self.tags[tid][f"{tag}.{cls}"] += 1
+            self.attrs[tid].append({"tag": tag, **values})
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._record(tag, attrs)
+        if tag not in ("meta", "link", "br", "img", "input", "hr"):
+            self.stack.append((tag, dict(attrs).get("data-testid")))
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._record(tag, attrs)
+
+    def handle_endtag(self, tag: str) -> None:
+        for index in range(len(self.stack) - 1, -1, -1):
+            if self.stack[index][0] == tag:
+                del self.stack[index:]
+                return
+
+    def handle_data(self, data: str) -> None:
+        for tid in self._open():
+            self.text[tid].append(data)
+
+
+def parse(markup: str) -> _Sections:
+    parser = _Sections()
+    parser.feed(markup)
+    parser.close()
+    return parser
+
+
+def _adverse_rows(sections: _Sections) -> int:
+    return sections.tags["table-adverse"]["tr"] - 1  # minus the header row
+
+
+def check_rendered_report(sections: _Sections, facts: dict) -> None:
+    """What must be in the report (static HTML or Chromium's DOM) for the examples' data."""
+    for testid in ("summary", "chart-outcomes", "chart-confidence", "chart-reviews", "table-adverse",
+                   "table-models", "table-reviewers"):
+        assert testid in sections.tags, f"{testid} missing"
+    # one bar segment per (model version, outcome), one histogram panel per decision type
+    assert sections.tags["chart-outcomes"]["rect.bar"] >= len(facts["model_versions"]) * 2 - 1
+    assert sections.tags["chart-confidence"]["svg"] == len(facts["decision_types"])
+    thresholds = [a for a in sections.attrs["chart-confidence"] if "threshold" in (a.get("class") or "")]
+    assert thresholds and all(a["data-threshold"] == "0.5" for a in thresholds)
+    assert sections.tags["chart-reviews"]["rect.bar"] >= 8
+    outcome_text = " ".join(sections.text["chart-outcomes"])
+    for label in facts["model_versions"]:
+        assert label in outcome_text
+    assert _adverse_rows(sections) == min(facts["adverse"], MAX_ADVERSE_ROWS) > 0
+    assert sections.tags["table-reviewers"]["tr"] - 1 == facts["reviewers"]
+    assert sections.tags["table-models"]["tr"] - 1 == len(facts["model_versions"])
+    summary = " ".join(" ".join(sections.text["count-decisions"]).split())
+    assert summary.startswith(str(facts["decisions"]))
+    assert " ".join(sections.text["count-overrides"]).split()[0] == str(facts["overrides"])
+
+
+# --- static HTML ---------------------------------------------------------------------------------
+def test_report_matches_the_database(built):
+    facts = built["facts"]
+    assert facts["decisions"] == sum(c["decisions"] for c in facts["counts"].values())
+    assert facts["overrides"] == sum(c["overrides"] for c in facts["counts"].values() if "overrides" in c) > 0
+    check_rendered_report(parse(built["html"]), facts)
+    adverse = parse(built["html"]).text["table-adverse"]
+    assert any("Excessive obligations" in t or "Delinquent" in t or "insufficient" in t for t in adverse)
+
+
+def test_report_is_self_contained(built):
+    page = built["html"]
+    assert page.startswith("<!DOCTYPE html>")
+    lowered = page.lower()
+    for forbidden in ("<script", "http://", "https://", "<link", "@import", "url(", "src=", "<iframe"):
+        assert forbidden not in lowered, forbidden
+    assert "<svg" in page and "<style>" in page
+    # the title passed in is escaped, never markup
+    assert "Evidence &lt;report&gt; &amp; test" in page and "<report>" not in page
+
+
+def test_report_of_an_empty_database(built):
+    sections = parse(built["empty"])
+    assert "chart-outcomes-empty" in sections.tags and "chart-confidence-empty" in sections.tags
+    assert "chart-reviews-empty" in sections.tags
+    assert sections.tags["table-adverse"]["tr.empty"] == 1
+    assert " ".join(sections.text["count-decisions"]).split()[0] == "0"
+
+
+def test_report_escapes_every_database_value():
+    evil = '<script>alert("x")</script>'
+    data = ReportData(
+        title=evil, generated_at=datetime(2026, 1, 1), database=evil, start=datetime(1970, 1, 1),
+        end=datetime(2100, 1, 1),
+        summary={"decisions": 1, "adverse": 1, "review_required": 1, "reviews": 1, "overrides": 1,
+                 "decision_types": 1, "model_versions": 1, "first_decision": datetime(2026, 1, 1),
+                 "last_decision": datetime(2026, 1, 1)},
+        outcomes_by_model=[(evil, evil, evil, 1)], histogram=[(evil, evil, 3, 1)], thresholds={evil: 0.5},
+        scored_types={evil},
+        reviews_by_model=[{"model": evil, "model_version": evil, "decisions": 1, "review_required": 1,
+                           "reviewed": 1, "overridden": 1, "escalated": 0}],
+        reviewers=[{"reviewer_id": evil, "reviews": 1, "overrides": 1, "override_rate": 1.0,
+                    "median_seconds_to_review": 1.0}],
+        models=[{"model_name": evil, "model_version": evil, "decisions": 1, "approved_now": 0}],
+        adverse_columns=["decision_id", evil], adverse_rows=[(evil, [evil, "a&b"])], adverse_total=1,
+    )
+    page = render_report(data)
+    assert "<script" not in page.lower()
+    assert page.count("&lt;script&gt;") >= 10
+    assert "a&amp;b" in page
+
+
+# --- headless Chromium ---------------------------------------------------------------------------
+def _chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess[str]:
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--hide-scrollbars", f"--user-data-dir={profile}"]
+    return subprocess.run([CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=120)
+
+
+def decode_png(data: bytes) -> tuple[int, int, list[bytes]]:
+    """(width, height, rows of RGB bytes) of an 8-bit RGB/RGBA non-interlaced PNG (what Chromium writes)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, idat, width = 8, b"", 0
+    height = colour_type = 0
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+        if kind == b"IHDR":
+            width, height, depth, colour_type, _c, _f, interlace = struct.unpack(">IIBBBBB", body)
+            assert depth == 8 and colour_type in (2, 6) and interlace == 0, (depth, colour_type, interlace)
+        elif kind == b"IDAT":
+            idat += body
+        elif kind == b"IEND":
+            break
+    channels = 4 if colour_type == 6 else 3
+    raw = zlib.decompress(idat)
+    stride = width * channels
+    rows, previous = [], bytearray(stride)
+    for y in range(height):
+        offset = y * (stride + 1)
+        kind, line = raw[offset], bytearray(raw[offset + 1 : offset + 1 + stride])
+        for i in range(stride):
+            left = line[i - channels] if i >= channels else 0
+            up = previous[i]
+            if kind == 1:
+                line[i] = (line[i] + left) & 0xFF
+            elif kind == 2:
+                line[i] = (line[i] + up) & 0xFF
+            elif kind == 3:
+                line[i] = (line[i] + ((left + up) >> 1)) & 0xFF
+            elif kind == 4:
+                upper_left = previous[i - channels] if i >= channels else 0
+                p = left + up - upper_left
+                pa, pb, pc = abs(p - left), abs(p - up), abs(p - upper_left)
+                line[i] = (line[i] + (left if pa <= pb and pa <= pc else up if pb <= pc else upper_left)) & 0xFF
+        rows.append(bytes(line) if channels == 3 else bytes(b for j, b in enumerate(line) if j % 4 != 3))
+        previous = line
+    return width, height, rows
+
+
+def _near(pixel: tuple[int, int, int], colour: str, tolerance: int = 12) -> bool:
+    target = tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return all(abs(a - b) <= tolerance for a, b in zip(pixel, target))
+
+
+@pytest.mark.browser
+def test_report_renders_in_headless_chromium(built, tmp_path):
+    if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
+        pytest.skip(f"headless Chromium not found at {CHROMIUM}: apt-get install -y chromium "
+                    "(or set OTEL_DECISIONS_TEST_CHROMIUM)")
+    url = (built["dir"] / "report.html").resolve().as_uri()
+
+    dom = _chromium(["--dump-dom", url], tmp_path / "profile-dom")
+    assert dom.returncode == 0, dom.stderr[-3000:]
+    check_rendered_report(parse(dom.stdout), built["facts"])
+
+    shot = tmp_path / "report.png"
+    result = _chromium([f"--screenshot={shot}", "--window-size=1280,2000", url], tmp_path / "profile-shot")
+    assert result.returncode == 0 and shot.exists(), result.stderr[-3000:]
+    width, height, rows = decode_png(shot.read_bytes())
+    assert (width, height) == (1280, 2000)
+    pixels = Counter()
+    for row in rows[::2]:
+        for x in range(0, width * 3, 6):
+            pixels[(row[x], row[x + 1], row[x + 2])] += 1
+    total = sum(pixels.values())
+    not_white = total - sum(n for p, n in pixels.items() if min(p) >= 245)
+    assert not_white / total > 0.05, "the page looks blank"
+    assert len(pixels) > 50, "too few colours for a page with charts"
+    # The charts' fills are on screen: approve green, deny red (credit), routine blue (triage),
+    # and the header's navy.
+    for colour in ("#2e7d32", "#c62828", "#1e88e5", "#17324d"):
+        assert sum(n for p, n in pixels.items() if _near(p, colour)) > 20, f"no {colour} pixels rendered"
