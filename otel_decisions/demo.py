@@ -17,6 +17,7 @@ import importlib.util
 import os
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -27,13 +28,20 @@ from otel_decisions.errors import OtelDecisionsError
 
 EXAMPLES = ("credit_decisioning", "clinical_triage", "existing_flow")
 
-SUMMARY_QUERIES: tuple[tuple[str, str, int], ...] = (
-    ("adverse_action_reasons", "Adverse decisions and their principal reasons (Reg B 1002.9)", 8),
-    ("unreviewed_low_confidence", "Low-confidence decisions with no human review (AI Act 14, GDPR 22(3))", 8),
-    ("override_rate_by_model", "Human overrides by model version", 10),
-    ("unapproved_model_decisions", "Decisions by model versions not approved at decision time", 8),
-    ("outcome_rates_by_segment", "Outcome rates by segment with adverse-impact ratio", 10),
+SUMMARY_QUERIES: tuple[tuple[str, str, tuple[str, ...], int], ...] = (
+    ("adverse_action_reasons", "Adverse decisions and their principal reasons (Reg B 1002.9)",
+     ("decision_id", "model_version", "principal_reason_1", "principal_reason_2", "principal_reason_3",
+      "principal_reason_4"), 5),
+    ("unreviewed_low_confidence", "Low-confidence decisions with no human review (AI Act 14, GDPR 22(3))",
+     ("decision_id", "decision_type", "outcome", "confidence", "model_name", "model_version", "why"), 5),
+    ("override_rate_by_model", "Human overrides by model version",
+     ("model_name", "model_version", "decisions", "reviewed", "overridden", "override_rate_of_reviewed"), 10),
+    ("unapproved_model_decisions", "Decisions by model versions not approved at decision time",
+     ("decision_id", "model_name", "model_version", "decision_type", "outcome"), 5),
+    ("outcome_rates_by_segment", "Outcome rates by segment with adverse-impact ratio (four-fifths rule)",
+     ("segment", "decisions", "favourable", "favourable_rate", "adverse_impact_ratio", "below_four_fifths"), 10),
 )
+"""(query, title, columns shown, rows shown) of the summary the demo prints."""
 
 
 @dataclass
@@ -62,7 +70,7 @@ def examples_dir() -> Path:
 def load_example(name: str) -> ModuleType:
     """Import ``examples/<name>.py`` as a module (examples are scripts, not part of the package)."""
     path = examples_dir() / f"{name}.py"
-    module_name = f"otel_decisions_examples.{name}"
+    module_name = f"otel_decisions_examples.{name.strip('_') or 'package'}"
     if module_name in sys.modules:
         return sys.modules[module_name]
     spec = importlib.util.spec_from_file_location(module_name, path)
@@ -114,6 +122,8 @@ def run_demo(
     report_path = (report_path or Path("otel-decisions-report.html")).resolve()
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # The temporary Prefect server logs cancelled background flushes as errors when it stops.
+    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
 
     # Open the store first: a second concurrent demo on the same embedded database stops here,
     # with a message saying which process holds it, before any flow runs.
@@ -121,9 +131,12 @@ def run_demo(
     apply_migrations(client)
     stored_before = _count(client, "decisions", "decision_id")
     reviews_before = _count(client, "decision_reviews", "review_id")
-    approve_model(client, "credit-lr", "3.2.0", approved_by="model-risk-committee",
-                  note="champion; validated 2026-Q3")
-    approve_model(client, "triage-lr", "1.4.0", approved_by="clinical-safety-board", note="CE-marked release")
+    # The model-risk function approved the champion models before these runs; the examples'
+    # challenger and fraud models are left unapproved on purpose (unapproved_model_decisions).
+    approved_from = datetime.now(timezone.utc) - timedelta(days=90)
+    for model_name, model_version in load_example("__init__").APPROVED_MODELS:
+        approve_model(client, model_name, model_version, approved_by="model-risk-committee",
+                      approved_from=approved_from, note="approved for production use (demo)")
 
     otel_decisions.configure(
         service_name="otel-decisions-demo",
@@ -170,7 +183,9 @@ def run_demo(
 
     from otel_decisions.report import write_report
 
-    write_report(client, report_path)
+    from otel_decisions.clickhouse.client import redact_dsn
+
+    write_report(client, report_path, database=redact_dsn(dsn))
     result = DemoResult(dsn=dsn, report_path=report_path, counts=counts, decisions_stored=stored,
                         reviews_stored=reviews, seconds=time.perf_counter() - started)
     _print_next_steps(console, result)
@@ -187,18 +202,23 @@ def _print_summary(console: Any, client: Any) -> None:
     from otel_decisions.queries import run_query
 
     console.rule("[bold]Compliance summary")
-    for name, title, limit in SUMMARY_QUERIES:
+    for name, title, wanted, limit in SUMMARY_QUERIES:
         result = run_query(client, name)
-        table = Table(title=f"{title}  [dim]({name}: {len(result.rows)} rows)[/]", title_justify="left")
-        columns = result.columns[:8]
+        columns = [c for c in wanted if c in result.columns] or result.columns[:6]
+        index = [result.columns.index(c) for c in columns]
+        shown = min(limit, len(result.rows))
+        table = Table(title=f"{title}\n[dim]{name}: {len(result.rows)} rows, first {shown} shown[/]",
+                      title_justify="left", expand=False)
         for column in columns:
-            table.add_column(column, overflow="fold", max_width=28)
+            table.add_column(column, overflow="fold", max_width=34 if "reason" in column else 20)
         for row in result.rows[:limit]:
-            table.add_row(*[_cell(value) for value in row[: len(columns)]])
+            table.add_row(*[_cell(row[i], columns[k]) for k, i in enumerate(index)])
         console.print(table)
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, column: str = "") -> str:
+    if column.endswith("_id") and isinstance(value, str) and len(value) > 12:
+        return value[:8] + "…"
     if isinstance(value, float):
         return f"{value:.3f}"
     if isinstance(value, (list, tuple)):
