@@ -4,10 +4,9 @@ Two formats:
 
 - ``otlp-json``: the OTLP/JSON encoding of an ``ExportTraceServiceRequest`` (protobuf JSON
   mapping: hex trace/span ids, enums as integers, 64-bit integers as strings). POST it to any
-  OTLP/HTTP receiver (``/v1/traces``, ``Content-Type: application/json``) or open it in the
-  Jaeger UI ("Upload JSON").
+  OTLP/HTTP receiver, Jaeger v2's included (``/v1/traces``, ``Content-Type: application/json``).
 - ``jaeger-json``: Jaeger's UI/query JSON (``{"data": [{"traceID", "spans", "processes"}]}``),
-  the shape ``/api/traces/{id}`` returns and the UI's JSON upload reads.
+  the shape ``/api/traces/{id}`` returns and the Jaeger UI's "JSON File" upload reads.
 
 ``otel_traces`` keeps every attribute as text (``pcommon.Value.AsString``); the types of the
 keys otel-decisions defines (:data:`semconv.DECISION_ATTRIBUTES`, :data:`semconv.REVIEW_ATTRIBUTES`)

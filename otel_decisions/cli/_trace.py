@@ -29,8 +29,8 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--format",
                 "-f",
-                help="otlp-json (OTLP/JSON ExportTraceServiceRequest: POST to /v1/traces or upload in Jaeger) "
-                "or jaeger-json (Jaeger UI JSON).",
+                help="otlp-json (OTLP/JSON ExportTraceServiceRequest: POST to an OTLP/HTTP /v1/traces, e.g. Jaeger's) "
+                "or jaeger-json (Jaeger UI JSON, for its JSON file upload).",
             ),
         ] = "otlp-json",
         dsn: Annotated[

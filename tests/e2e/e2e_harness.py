@@ -195,4 +195,9 @@ def run_flow_app(tmp_path: Path, env: dict[str, str], *args: str, timeout: float
     if result.returncode != 0:
         raise AssertionError(f"flow_app.py failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
     last = [line for line in result.stdout.splitlines() if line.startswith("{")][-1]
-    return json.loads(last)
+    report: dict[str, Any] = json.loads(last)
+    if report.get("flushed") is not True:
+        raise AssertionError(
+            "flow_app.py: otel_decisions.force_flush() returned False (records not delivered):\n" + result.stderr[-5000:]
+        )
+    return report

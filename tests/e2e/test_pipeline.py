@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -211,9 +212,15 @@ def test_jaeger_ui_address_serves_placeholder_page_and_api(jaeger: ManagedProces
 # --- 5. export-trace: ClickHouse → OTLP-JSON → Jaeger ------------------------------------------------
 
 
+def _cli() -> list[str]:
+    script = Path(sys.executable).with_name("otel-decisions")
+    return [str(script)] if script.exists() else [sys.executable, "-c", "from otel_decisions.cli import main; main()"]
+
+
 def _export(trace_id: str, fmt: str, dsn: str, out: Path) -> dict[str, Any]:
+    # a separate process: chDB allows one engine per process, and the test process stays chDB-free
     result = subprocess.run(  # noqa: S603
-        ["otel-decisions", "export-trace", trace_id, "--format", fmt, "--dsn", dsn, "--output", str(out)],
+        [*_cli(), "export-trace", trace_id, "--format", fmt, "--dsn", dsn, "--output", str(out)],
         capture_output=True, text=True, timeout=120, check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -250,3 +257,19 @@ def test_export_trace_otlp_json_loads_into_jaeger_unchanged(jaeger: ManagedProce
         assert _tags(span) == _tags(mine), span["operationName"]
         assert (span["startTime"], span["duration"]) == (mine["startTime"], mine["duration"])
     assert jaeger_trace(jaeger, "0" * 31 + "1") is None
+
+
+def test_export_trace_errors_say_what_to_fix(tmp_path: Path) -> None:
+    dsn = f"chdb://{tmp_path / 'empty'}"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([*_cli(), "export-trace", *args], capture_output=True, text=True, timeout=120, check=False)  # noqa: S603
+        done.stderr = " ".join(done.stderr.split())  # rich wraps long messages
+        return done
+
+    bad_id = run("not-a-trace", "--dsn", dsn)
+    assert bad_id.returncode == 2 and "32 hexadecimal" in bad_id.stderr
+    bad_format = run("0" * 32, "--format", "zipkin", "--dsn", dsn)
+    assert bad_format.returncode == 2 and "otlp-json" in bad_format.stderr
+    no_table = run("0" * 32, "--dsn", dsn)
+    assert no_table.returncode == 2 and "schema apply" in no_table.stderr
