@@ -1,9 +1,15 @@
 """Verify stored decisions against their hash chains: a deleted or altered record is found.
 
 Every recording process keeps a SHA-256 chain (``decision.integrity.chain/.seq/.hash/.prev_hash``,
-see :func:`otel_decisions.decision.chain_material`). Verification recomputes each hash from the
-stored record and checks the links: an altered field breaks that record's hash, a deleted record
-leaves a gap in the sequence, a replaced one breaks the next link.
+see :func:`otel_decisions.decision.chain_material`). Verification has two parts:
+
+1. the chains, over every delivered decision span in ``otel_traces`` (a decision recorded again,
+   e.g. by a retried task, is a new link of the chain; a re-delivered span is the same link):
+   each hash is recomputed from the stored record, sequences must have no gaps, and each
+   ``prev_hash`` must be the previous link's hash;
+2. the typed ``decisions`` table that queries read: every row must recompute to its own hash,
+   and that hash must be a link of a chain — so an ``ALTER ... UPDATE`` or a row inserted
+   behind the pipeline's back is found; a decision deleted from one table but not the other too.
 
 Limit: deleting the *last* records of a chain leaves no gap to see; signed checkpoints of chain
 heads (a ``decision_integrity`` table) would close that and are not built yet.
@@ -22,14 +28,32 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from otel_decisions import semconv
 from otel_decisions.decision import chain_material
 
-_SQL = """
-SELECT integrity_chain, integrity_seq, decision_id, toUnixTimestamp64Nano(timestamp), decision_type, outcome,
+_CHAIN_SQL = f"""
+SELECT SpanAttributes['{semconv.DECISION_INTEGRITY_CHAIN}'] AS chain,
+       toInt64OrZero(SpanAttributes['{semconv.DECISION_INTEGRITY_SEQ}']) AS seq,
+       any(SpanAttributes['{semconv.DECISION_ID}']),
+       any(toUnixTimestamp64Nano(Timestamp)),
+       any(SpanAttributes['{semconv.DECISION_TYPE}']),
+       any(SpanAttributes['{semconv.DECISION_OUTCOME}']),
+       any(SpanAttributes['{semconv.DECISION_INPUTS_DIGEST}']),
+       any(SpanAttributes['{semconv.DECISION_INTEGRITY_HASH}']),
+       any(SpanAttributes['{semconv.DECISION_INTEGRITY_PREV_HASH}']),
+       uniqExact(SpanId)
+FROM otel_traces
+WHERE startsWith(SpanName, '{semconv.DECISION_SPAN_PREFIX}')
+  AND SpanAttributes['{semconv.DECISION_INTEGRITY_HASH}'] != ''
+GROUP BY chain, seq
+ORDER BY chain, seq
+"""
+
+_TYPED_SQL = """
+SELECT decision_id, integrity_chain, integrity_seq, toUnixTimestamp64Nano(timestamp), decision_type, outcome,
        inputs_digest, integrity_hash, integrity_prev_hash
 FROM decisions FINAL
 WHERE integrity_hash != ''
-ORDER BY integrity_chain, integrity_seq, decision_id
 """
 
 
@@ -37,7 +61,7 @@ ORDER BY integrity_chain, integrity_seq, decision_id
 class Problem:
     """One integrity finding."""
 
-    kind: str  # altered | missing | broken_link | duplicate_seq
+    kind: str  # altered | missing | broken_link | forked | not_in_chain
     chain: str
     seq: int
     decision_id: str
@@ -50,6 +74,7 @@ class IntegrityReport:
 
     checked: int = 0
     chains: int = 0
+    typed_rows: int = 0
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -57,19 +82,25 @@ class IntegrityReport:
         return not self.problems
 
 
+def _hash(prev_hash: str, seq: int, decision_id: str, ts_ns: int, dtype: str, outcome: str, digest: str) -> str:
+    return hashlib.sha256(chain_material(prev_hash, seq, decision_id, ts_ns, dtype, outcome, digest)).hexdigest()
+
+
 def verify(client: Any) -> IntegrityReport:
-    """Recompute every stored decision's chain hash and check sequence and links."""
+    """Check every chain in ``otel_traces`` and every row of ``decisions`` against them."""
     report = IntegrityReport()
-    previous: tuple[str, int, str, str] | None = None  # chain, seq, hash, decision id
-    for chain, seq, decision_id, ts_ns, dtype, outcome, digest, stored_hash, prev_hash in client.query(_SQL).result_rows:
-        seq = int(seq or 0)
+    links: set[str] = set()
+    previous: tuple[str, int, str] | None = None  # chain, seq, stored hash
+    for chain, seq, decision_id, ts_ns, dtype, outcome, digest, stored, prev_hash, spans in client.query(_CHAIN_SQL).result_rows:
+        seq = int(seq)
         report.checked += 1
-        expected = hashlib.sha256(
-            chain_material(prev_hash, seq, decision_id, int(ts_ns), dtype, outcome, digest)
-        ).hexdigest()
-        if expected != stored_hash:
+        links.add(stored)
+        if int(spans) > 1:
+            report.problems.append(Problem("forked", chain, seq, decision_id,
+                                           f"{spans} different spans claim this chain position"))
+        if _hash(prev_hash, seq, decision_id, int(ts_ns), dtype, outcome, digest) != stored:
             report.problems.append(Problem("altered", chain, seq, decision_id,
-                                           "stored fields do not match the record's hash"))
+                                           "the stored span's fields do not produce its hash"))
         if previous is None or previous[0] != chain:
             report.chains += 1
             if seq != 1:
@@ -77,17 +108,24 @@ def verify(client: Any) -> IntegrityReport:
                                                f"chain starts at seq {seq}: records 1..{seq - 1} are missing"))
             elif prev_hash:
                 report.problems.append(Problem("broken_link", chain, seq, decision_id,
-                                               "first record of the chain has a predecessor hash"))
+                                               "first record of the chain names a predecessor"))
         else:
-            _, prev_seq, prev_stored_hash, prev_id = previous
-            if seq == prev_seq:
-                report.problems.append(Problem("duplicate_seq", chain, seq, decision_id,
-                                               f"seq {seq} also used by decision {prev_id}"))
-            elif seq != prev_seq + 1:
+            _, prev_seq, prev_stored = previous
+            if seq != prev_seq + 1:
                 report.problems.append(Problem("missing", chain, seq, decision_id,
                                                f"records {prev_seq + 1}..{seq - 1} are missing before this one"))
-            elif prev_hash != prev_stored_hash:
+            elif prev_hash != prev_stored:
                 report.problems.append(Problem("broken_link", chain, seq, decision_id,
-                                               f"prev_hash does not match the stored hash of seq {prev_seq}"))
-        previous = (chain, seq, stored_hash, decision_id)
+                                               f"prev_hash is not the stored hash of seq {prev_seq}"))
+        previous = (chain, seq, stored)
+
+    for decision_id, chain, seq, ts_ns, dtype, outcome, digest, stored, prev_hash in client.query(_TYPED_SQL).result_rows:
+        report.typed_rows += 1
+        seq = int(seq or 0)
+        if _hash(prev_hash, seq, decision_id, int(ts_ns), dtype, outcome, digest) != stored:
+            report.problems.append(Problem("altered", chain, seq, decision_id,
+                                           "the decisions row's fields do not produce its hash"))
+        elif stored not in links:
+            report.problems.append(Problem("not_in_chain", chain, seq, decision_id,
+                                           "the decisions row's hash is not a link of any delivered chain"))
     return report

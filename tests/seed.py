@@ -31,6 +31,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Link, Status, StatusCode
 
 from otel_decisions import semconv
+from otel_decisions.decision import chain_material
+
+SEED_CHAIN = "5eed0000-0000-4000-8000-000000000001"
+"""Integrity chain id of every seeded decision."""
 
 __all__ = ["SeededDecision", "SeededReview", "SeedData", "build_seed", "seed_decisions", "SEED_START"]
 
@@ -211,7 +215,9 @@ def build_seed(
         if i == n // 2 and n >= 20:
             chain_prev = "0" * 64  # a tampered / missing predecessor
             data.broken_chain.append(decision_id)
-        this_hash = hashlib.sha256((chain_prev + decision_id).encode()).hexdigest()
+        this_hash = hashlib.sha256(
+            chain_material(chain_prev, i + 1, decision_id, at, decision_type, outcome, digest)
+        ).hexdigest()
         prev_hash = this_hash
         task_run_id = new_id()
         task_name = "score-application" if decision_type == "credit.approval" else "triage-patient"
@@ -267,6 +273,7 @@ def build_seed(
             semconv.DECISION_REGULATIONS: regulations,
             semconv.DECISION_RETENTION_CLASS: retention,
             semconv.DECISION_REDACTED: ["inputs.ssn"] if i % 7 == 0 else [],
+            semconv.DECISION_INTEGRITY_CHAIN: SEED_CHAIN,
             semconv.DECISION_INTEGRITY_SEQ: i + 1,
             semconv.DECISION_INTEGRITY_HASH: this_hash,
             semconv.DECISION_INTEGRITY_PREV_HASH: chain_prev,

@@ -64,7 +64,43 @@ def test_deleted_record_is_found(stored):
     dsn, client, recorded = stored
     gone = recorded[6]
     client.command(f"ALTER TABLE decisions DELETE WHERE decision_id = '{gone.id}' SETTINGS mutations_sync = 2")
+    client.command(f"ALTER TABLE otel_traces DELETE WHERE SpanAttributes['decision.id'] = '{gone.id}' "
+                   "SETTINGS mutations_sync = 2")
     report = verify(client)
     assert [(p.kind, p.seq) for p in report.problems] == [("missing", 8)]
     assert "7..7" in report.problems[0].detail
+
+
+def test_altered_span_in_otel_traces_is_found(stored):
+    dsn, client, recorded = stored
+    target = recorded[2]
+    client.command("ALTER TABLE otel_traces UPDATE SpanAttributes = mapUpdate(SpanAttributes, map('decision.outcome', 'approve')) "
+                   f"WHERE SpanAttributes['decision.id'] = '{target.id}' SETTINGS mutations_sync = 2")
+    kinds = {(p.kind, p.decision_id) for p in verify(client).problems}
+    assert ("altered", target.id) in kinds
+
+
+def test_decision_recorded_again_by_a_retry_is_not_a_break(tmp_path):
+    """A retried task may record the same decision (same id) again: a new link, not tampering."""
+    import importlib
+
+    dsn = fresh_chdb_dsn("integrity_retry")
+    client = get_client(dsn)
+    apply_migrations(client)
+    importlib.import_module("otel_decisions.decision")._chain._reset()
+    memory = InMemorySpanExporter()
+    otel_decisions.configure(exporters=["none"], span_exporters=[memory], durable=False,
+                             data_dir=str(tmp_path), hmac_key=TEST_HMAC_KEY)
+    first = otel_decisions.record_decision(type="t", outcome="deny", confidence=0.6)
+    otel_decisions.record_decision(type="t", outcome="approve", confidence=0.7)
+    otel_decisions.record_decision(otel_decisions.Decision(type="t", outcome="deny", confidence=0.6, id=first.id))
+    otel_decisions.force_flush()
+    exporter = ClickHouseSpanExporter(dsn)
+    spans = memory.get_finished_spans()
+    exporter.export(spans)
+    exporter.export(spans[:1])  # and a re-delivery of the first span
+    exporter.shutdown()
+    report = verify(client)
+    assert report.ok, report.problems
+    assert report.checked == 3 and report.typed_rows == 2
 

@@ -16,7 +16,7 @@ import pytest
 from otel_decisions.clickhouse.approvals import approve_model
 from otel_decisions.clickhouse.client import get_client
 from otel_decisions.queries import QueryError, load_catalogue, parse_query_file, run_query
-from tests.seed import ADVERSE_OUTCOMES, SEED_START, fresh_chdb_dsn, seed_decisions
+from tests.seed import SEED_CHAIN, ADVERSE_OUTCOMES, SEED_START, fresh_chdb_dsn, seed_decisions
 
 N = 400
 
@@ -326,8 +326,23 @@ def test_decision_detail(store):
 def test_integrity_chain_breaks(store):
     client, data = store
     rows = run(client, "integrity_chain_breaks")
-    assert [r["decision_id"] for r in rows] == data.broken_chain and data.broken_chain
-    assert rows[0]["problem"] == "predecessor missing"
+    assert data.broken_chain and len(rows) == 1
+    (chain,) = rows
+    assert chain["chain"] == SEED_CHAIN and chain["status"] == "BROKEN"
+    assert chain["records"] == len(data.decisions) and (chain["first_seq"], chain["last_seq"]) == (1, len(data.decisions))
+    assert (chain["broken_links"], chain["missing_records"], chain["altered_records"]) == (len(data.broken_chain), 0, 0)
+    # alter one stored span: the query recomputes the SHA-256 and counts it
+    victim = data.decisions[3].decision_id
+    client.command("ALTER TABLE otel_traces UPDATE SpanAttributes = mapUpdate(SpanAttributes, map('decision.outcome', 'x')) "
+                   f"WHERE SpanAttributes['decision.id'] = '{victim}' SETTINGS mutations_sync = 2")
+    try:
+        (chain,) = run(client, "integrity_chain_breaks")
+        assert chain["altered_records"] == 1
+    finally:
+        original = data.decisions[3].outcome
+        client.command("ALTER TABLE otel_traces UPDATE SpanAttributes = mapUpdate(SpanAttributes, "
+                       f"map('decision.outcome', '{original}')) WHERE SpanAttributes['decision.id'] = '{victim}' "
+                       "SETTINGS mutations_sync = 2")
 
 
 def test_model_inventory(store):
