@@ -235,3 +235,19 @@ def test_attribute_values_of_str_and_int_subclasses_survive_the_spool():
     assert decoded.attributes["level"] == 3 and type(decoded.attributes["level"]) is int
     assert decoded.attributes["seq"] == ("COMPLETED", "x")
     assert decoded.events[0].attributes["type"] == "COMPLETED"
+
+
+def test_spool_is_private_to_its_user(tmp_path: Path) -> None:
+    """Spooled records are personal data (pseudonymised, but still): owner-only directories and files."""
+    import stat
+
+    settings = DecisionSettings(data_dir=tmp_path / "data")
+    processor = DurableSpanProcessor([], settings, ship=False)
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    _decision(provider.get_tracer("t"))
+    (segment,) = _segments(settings)
+    assert stat.S_IMODE(settings.resolved_spool_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE(segment.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(segment.stat().st_mode) == 0o600
+    provider.shutdown()

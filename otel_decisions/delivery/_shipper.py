@@ -328,7 +328,7 @@ class Shipper:
             length = max(0, cursor.size() - start)
         data = os.pread(cursor.fd, length, start) if length else b""
         qdir = self.root / QUARANTINE_DIR
-        qdir.mkdir(exist_ok=True)
+        qdir.mkdir(exist_ok=True, mode=0o700)
         stem = f"{directory.name}__{cursor.path.name}__{start}"
         (qdir / f"{stem}.bad").write_bytes(data)
         report = {

@@ -189,12 +189,12 @@ class SpoolWriter:
     def __init__(self, root: Path, settings: DecisionSettings, *, segment_bytes: int | None = None) -> None:
         self.root = root
         self.settings = settings
-        root.mkdir(parents=True, exist_ok=True)
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)  # records are personal data, even pseudonymised
         name = f"{socket.gethostname()}-{os.getpid()}-{time.time_ns()}"
         # Built under a hidden name and renamed once locked, so a drainer never mistakes a
         # directory being born for one whose owner died.
         building = root / f".{name}"
-        building.mkdir()
+        building.mkdir(mode=0o700)
         self._owner = FileLock(building / OWNER_LOCK)
         if not self._owner.try_acquire():  # cannot happen for a fresh directory
             raise OtelDecisionsError(f"spool directory {building} is locked by another process")
