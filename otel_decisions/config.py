@@ -307,12 +307,24 @@ class DecisionSettings(BaseSettings):
             pass
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         key = secrets.token_hex(32).encode()
+        tmp = path.with_name(f".hmac.key.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process won the race: use its key
+            os.write(fd, key)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)  # atomic: fails if another process published its key first
+        except FileExistsError:
             return path.read_bytes().strip()
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(key)
+        finally:
+            tmp.unlink(missing_ok=True)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
         logger.warning(
             "otel-decisions: no hmac_key configured; generated one at %s. Set OTEL_DECISIONS_HMAC_KEY "
             "to the same secret on every machine so pseudonyms match across hosts.",
@@ -322,8 +334,13 @@ class DecisionSettings(BaseSettings):
 
 
 def key_id(key: bytes) -> str:
-    """Public identifier of an HMAC key: the first 16 hex digits of its SHA-256."""
-    return hashlib.sha256(key).hexdigest()[:16]
+    """Public identifier of an HMAC key: 16 hex digits of HMAC(key, "otel-decisions key id").
+
+    Keyed, so publishing it on every span gives no offline test for guessing a weak key.
+    """
+    import hmac
+
+    return hmac.new(key, b"otel-decisions key id", hashlib.sha256).hexdigest()[:16]
 
 
 def load_settings(**overrides: Any) -> DecisionSettings:

@@ -51,7 +51,7 @@ class DecisionAwareSampler(Sampler):
 
     def should_sample(self, parent_context: Any, trace_id: int, name: str, kind: Any = None,
                       attributes: Any = None, links: Any = None, trace_state: Any = None) -> SamplingResult:
-        if name.startswith(semconv.DECISION_SPAN_PREFIX) or name == semconv.REVIEW_SPAN_NAME:
+        if name.startswith(semconv.DECISION_SPAN_PREFIX) or name in (semconv.REVIEW_SPAN_NAME, semconv.CHECKPOINT_SPAN_NAME):
             parent = trace.get_current_span(parent_context).get_span_context()
             return SamplingResult(SamplingDecision.RECORD_AND_SAMPLE, attributes,
                                   parent.trace_state if parent.is_valid else None)
@@ -341,19 +341,11 @@ class OtelDecisionsConfigurator:
         configure()
 
 
-class OtelDecisionsConfigurator:
-    """``opentelemetry-instrument`` support (entry point group ``opentelemetry_configurator``).
-
-    ``opentelemetry-instrument python flow.py`` then runs :func:`configure` from the
-    ``OTEL_DECISIONS_*`` environment and the instrumentor entry point covers Prefect: no code changes.
-    """
-
-    def configure(self, **kwargs: Any) -> None:
-        configure()
-
-
 def force_flush(timeout_millis: int = 30_000) -> bool:
-    """Flush what otel-decisions added to the tracer provider (spool commit, pending exports)."""
+    """Checkpoint the integrity chain, then flush what otel-decisions added (spool commit, pending exports)."""
+    from otel_decisions.decision import record_checkpoint
+
+    record_checkpoint()
     ok = True
     for switch in list(_switches.values()):
         ok = switch.force_flush(timeout_millis) and ok
@@ -363,6 +355,9 @@ def force_flush(timeout_millis: int = 30_000) -> bool:
 def shutdown() -> None:
     """Flush and stop what ``configure()`` added. Idempotent; registered with ``atexit``."""
     global _runtime
+    from otel_decisions.decision import record_checkpoint
+
+    record_checkpoint()
     for switch in list(_switches.values()):
         for old in switch.replace(()):
             try:

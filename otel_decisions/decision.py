@@ -221,6 +221,21 @@ class _HashChain:
         self.chain_id = str(uuid.uuid4())
         self._seq = 0
         self._prev = ""
+        self._ended = 0
+        self._checkpointed = 0
+
+    def ended(self) -> None:
+        """A linked record's span has ended (so it is spooled): checkpoints may cover it."""
+        with self._lock:
+            self._ended += 1
+
+    def head_for_checkpoint(self) -> tuple[str, int, str] | None:
+        """(chain, seq, hash) of the head if it moved since the last checkpoint and no record is in flight."""
+        with self._lock:
+            if self._seq == self._checkpointed or self._ended != self._seq:
+                return None
+            self._checkpointed = self._seq
+            return self.chain_id, self._seq, self._prev
 
     def link(self, decision_id: str, timestamp_ns: int, digest: str, outcome: str, dtype: str) -> tuple[str, int, str, str]:
         with self._lock:
@@ -232,6 +247,39 @@ class _HashChain:
 
 
 _chain = _HashChain()
+
+
+def checkpoint_signature(key_signer: Any, chain_id: str, seq: int, head_hash: str) -> str:
+    """HMAC-SHA256 over ``chain|seq|hash`` with the pseudonym key (see :meth:`PrivacyPolicy.sign`)."""
+    return key_signer(f"{chain_id}|{seq}|{head_hash}")
+
+
+def record_checkpoint() -> bool:
+    """Record a signed checkpoint of this process's chain head, if it moved. Never raises.
+
+    Called at the end of every flow run, by ``force_flush()`` and at shutdown: a record deleted
+    after a checkpoint is found by ``otel-decisions verify`` even at the end of its chain.
+    """
+    try:
+        head = _chain.head_for_checkpoint()
+        if head is None:
+            return False
+        from otel_decisions.configure import get_runtime
+
+        runtime = get_runtime()
+        chain_id, seq, head_hash = head
+        attrs = {
+            semconv.DECISION_INTEGRITY_CHAIN: chain_id,
+            semconv.DECISION_INTEGRITY_SEQ: seq,
+            semconv.DECISION_INTEGRITY_HASH: head_hash,
+            semconv.DECISION_INTEGRITY_SIGNATURE: checkpoint_signature(runtime.privacy.sign, chain_id, seq, head_hash),
+            semconv.DECISION_PSEUDONYM_KEY_ID: runtime.privacy.key_id,
+        }
+        runtime.tracer.start_span(semconv.CHECKPOINT_SPAN_NAME, kind=SpanKind.INTERNAL, attributes=attrs).end()
+        return True
+    except Exception as exc:  # noqa: BLE001 - a checkpoint must never break the caller
+        logger.warning("otel-decisions: could not record an integrity checkpoint: %s", exc)
+        return False
 
 
 # --- bookkeeping shared with the instrumentor -------------------------------------------
@@ -370,7 +418,10 @@ def _emit(decision: Decision, source: semconv.DecisionSource, raw_inputs_given: 
         start_time=now,
     )
     ctx = span.get_span_context()
-    span.end(end_time=now)
+    try:
+        span.end(end_time=now)
+    finally:
+        _chain.ended()
     if not span.is_recording() and not ctx.trace_flags.sampled:
         runtime.warn_once(
             "unsampled",
@@ -567,10 +618,11 @@ def decision_from_value(
                 break
     for key, default in defaults.items():
         fields.setdefault(key, default)
-    if "id" in mapping and isinstance(mapping["id"], str):
+    # Only an explicit decision_id names the decision: a generic "id" is usually the application's
+    # or the subject's, and reusing it would merge different decisions into one record.
+    if isinstance(mapping.get("decision_id"), str):
         try:
-            uuid.UUID(mapping["id"])
-            fields["id"] = mapping["id"]
+            fields["id"] = str(uuid.UUID(mapping["decision_id"]))
         except ValueError:
             pass
     return Decision(**fields)

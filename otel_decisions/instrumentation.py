@@ -35,7 +35,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from wrapt import wrap_function_wrapper
 
 from otel_decisions import semconv
-from otel_decisions.decision import Decision, _emit, decision_from_value, registry
+from otel_decisions.decision import Decision, _emit, decision_from_value, record_checkpoint, registry
 
 logger = logging.getLogger("otel_decisions")
 
@@ -187,6 +187,7 @@ class PrefectInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         try:
             if flow_run_id is not None:
                 span.set_attribute(semconv.DECISION_FLOW_CAPTURED, registry.pop_flow(flow_run_id))
+                record_checkpoint()
             if exc is not None:
                 span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
@@ -264,6 +265,7 @@ class PrefectInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             attributes = getattr(span, "attributes", None) or {}
             if span is not None and attributes.get(semconv.PREFECT_RUN_TYPE) == "flow":
                 span.set_attribute(semconv.DECISION_FLOW_CAPTURED, registry.pop_flow(str(attributes.get(semconv.PREFECT_RUN_ID))))
+                record_checkpoint()
         except Exception as exc:  # noqa: BLE001
             _warn_once("flow-count", f"otel-decisions: could not stamp the flow's decision count: {exc!r}")
         return wrapped(*args, **kwargs)

@@ -11,8 +11,14 @@ see :func:`otel_decisions.decision.chain_material`). Verification has two parts:
    and that hash must be a link of a chain — so an ``ALTER ... UPDATE`` or a row inserted
    behind the pipeline's back is found; a decision deleted from one table but not the other too.
 
-Limit: deleting the *last* records of a chain leaves no gap to see; signed checkpoints of chain
-heads (a ``decision_integrity`` table) would close that and are not built yet.
+3. the signed checkpoints (``decision.integrity.checkpoint`` spans, recorded at every flow run's
+   end, on ``force_flush()`` and at shutdown): each names a chain head (seq, hash) under an
+   HMAC of the pseudonym key, so records deleted from the *end* of a chain are found too, and a
+   checkpoint forged without the key is reported.
+
+Limit: records deleted after a chain's last checkpoint (the decisions since the last flow end in
+a process that then died) leave no trace; a verifier without the key (another key id) checks the
+checkpoints' content but not their signatures (``IntegrityReport.unsigned_checkpoints``).
 
 Example::
 
@@ -41,12 +47,24 @@ SELECT SpanAttributes['{semconv.DECISION_INTEGRITY_CHAIN}'] AS chain,
        any(SpanAttributes['{semconv.DECISION_INPUTS_DIGEST}']),
        any(SpanAttributes['{semconv.DECISION_INTEGRITY_HASH}']),
        any(SpanAttributes['{semconv.DECISION_INTEGRITY_PREV_HASH}']),
-       uniqExact(SpanId)
+       uniqExact(SpanId),
+       any(SpanAttributes['{semconv.DECISION_PSEUDONYM_KEY_ID}'])
 FROM otel_traces
 WHERE startsWith(SpanName, '{semconv.DECISION_SPAN_PREFIX}')
   AND SpanAttributes['{semconv.DECISION_INTEGRITY_HASH}'] != ''
 GROUP BY chain, seq
 ORDER BY chain, seq
+"""
+
+_CHECKPOINT_SQL = f"""
+SELECT SpanAttributes['{semconv.DECISION_INTEGRITY_CHAIN}'],
+       toInt64OrZero(SpanAttributes['{semconv.DECISION_INTEGRITY_SEQ}']),
+       SpanAttributes['{semconv.DECISION_INTEGRITY_HASH}'],
+       SpanAttributes['{semconv.DECISION_INTEGRITY_SIGNATURE}'],
+       SpanAttributes['{semconv.DECISION_PSEUDONYM_KEY_ID}']
+FROM otel_traces
+WHERE SpanName = '{semconv.CHECKPOINT_SPAN_NAME}'
+ORDER BY 1, 2
 """
 
 _TYPED_SQL = """
@@ -75,6 +93,9 @@ class IntegrityReport:
     checked: int = 0
     chains: int = 0
     typed_rows: int = 0
+    checkpoints: int = 0
+    unsigned_checkpoints: int = 0
+    """Checkpoints whose signature could not be checked (signed with a key this verifier does not hold)."""
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -86,15 +107,26 @@ def _hash(prev_hash: str, seq: int, decision_id: str, ts_ns: int, dtype: str, ou
     return hashlib.sha256(chain_material(prev_hash, seq, decision_id, ts_ns, dtype, outcome, digest)).hexdigest()
 
 
-def verify(client: Any) -> IntegrityReport:
-    """Check every chain in ``otel_traces`` and every row of ``decisions`` against them."""
+def verify(client: Any, *, key: bytes | None = None) -> IntegrityReport:
+    """Check every chain in ``otel_traces``, every row of ``decisions`` and every checkpoint.
+
+    *key*: the HMAC key (``DecisionSettings.resolved_hmac_key()``) to check checkpoint signatures.
+    """
+    import hmac as _hmac
+
+    from otel_decisions.config import key_id as _key_id
+
     report = IntegrityReport()
     links: set[str] = set()
+    heads: dict[str, dict[int, str]] = {}
+    chain_keys: dict[str, str] = {}
     previous: tuple[str, int, str] | None = None  # chain, seq, stored hash
-    for chain, seq, decision_id, ts_ns, dtype, outcome, digest, stored, prev_hash, spans in client.query(_CHAIN_SQL).result_rows:
+    for chain, seq, decision_id, ts_ns, dtype, outcome, digest, stored, prev_hash, spans, signer in client.query(_CHAIN_SQL).result_rows:
+        chain_keys.setdefault(chain, signer)
         seq = int(seq)
         report.checked += 1
         links.add(stored)
+        heads.setdefault(chain, {})[seq] = stored
         if int(spans) > 1:
             report.problems.append(Problem("forked", chain, seq, decision_id,
                                            f"{spans} different spans claim this chain position"))
@@ -128,4 +160,31 @@ def verify(client: Any) -> IntegrityReport:
         elif stored not in links:
             report.problems.append(Problem("not_in_chain", chain, seq, decision_id,
                                            "the decisions row's hash is not a link of any delivered chain"))
+
+    own_key_id = _key_id(key) if key else None
+    for chain, seq, head_hash, signature, signer in client.query(_CHECKPOINT_SQL).result_rows:
+        seq = int(seq)
+        report.checkpoints += 1
+        if chain in chain_keys and signer != chain_keys[chain]:
+            report.problems.append(Problem("forged_checkpoint", chain, seq, "",
+                                           f"checkpoint claims key {signer!r}, the chain's records use {chain_keys[chain]!r}"))
+            continue
+        if own_key_id is not None and signer == own_key_id:
+            expected = _hmac.new(key, f"{chain}|{seq}|{head_hash}".encode(), "sha256").hexdigest()  # type: ignore[arg-type]
+            if not _hmac.compare_digest(expected, signature):
+                report.problems.append(Problem("forged_checkpoint", chain, seq, "",
+                                               "checkpoint signature does not verify with the key"))
+                continue
+        else:
+            report.unsigned_checkpoints += 1
+        records = heads.get(chain, {})
+        if seq not in records:
+            last = max(records, default=0)
+            report.problems.append(Problem("missing", chain, seq, "",
+                                           f"checkpoint covers seq {seq} but the chain ends at {last}: "
+                                           f"records {last + 1}..{seq} are missing" if last < seq else
+                                           f"checkpointed record seq {seq} is missing"))
+        elif records[seq] != head_hash:
+            report.problems.append(Problem("altered", chain, seq, "",
+                                           "the record at the checkpointed position has another hash"))
     return report

@@ -218,6 +218,10 @@ class PrivacyPolicy:
         """HMAC-SHA256 pseudonym (hex) of an identifier: stable for one key, irreversible without it."""
         return hmac.new(self._key, str(identifier).encode(), hashlib.sha256).hexdigest()
 
+    def sign(self, text: str) -> str:
+        """HMAC-SHA256 (hex) of *text* with the key: signs integrity checkpoints."""
+        return hmac.new(self._key, text.encode(), hashlib.sha256).hexdigest()
+
     def digest(self, raw: Any) -> str:
         """HMAC-SHA256 (hex) of the canonical JSON of *raw*: proves which inputs were used without revealing them."""
         return self.digest_jsonable(to_jsonable(raw))

@@ -19,6 +19,8 @@ from typing import Final
 DECISION_SPAN_PREFIX: Final = "decision "
 """A decision span is named ``decision {decision.type}``."""
 REVIEW_SPAN_NAME: Final = "decision.review"
+CHECKPOINT_SPAN_NAME: Final = "decision.integrity.checkpoint"
+"""A signed checkpoint of a hash chain's head (chain, seq, hash), recorded at flow ends and flushes."""
 
 # --- decision attributes ----------------------------------------------------
 DECISION_ID: Final = "decision.id"
@@ -48,6 +50,8 @@ DECISION_INTEGRITY_HASH: Final = "decision.integrity.hash"
 DECISION_INTEGRITY_PREV_HASH: Final = "decision.integrity.prev_hash"
 DECISION_INTEGRITY_CHAIN: Final = "decision.integrity.chain"
 """Id of the hash chain (one per recording process) the record belongs to."""
+DECISION_INTEGRITY_SIGNATURE: Final = "decision.integrity.signature"
+"""On a checkpoint span: HMAC-SHA256 (the pseudonym key) over ``chain|seq|hash``."""
 DECISION_SOURCE: Final = "decision.source"
 """How the decision was captured (see :class:`DecisionSource`)."""
 DECISION_PSEUDONYM_KEY_ID: Final = "decision.pseudonym.key_id"

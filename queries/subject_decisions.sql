@@ -4,7 +4,7 @@
 -- description: (pseudonymised) subject, its rationale and ranked reasons, the digest of the inputs used, the model
 -- description: version, and whether and how a human reviewed it.
 -- regulations: GDPR Art. 15(1)(h); GDPR Art. 22(3); EU AI Act Art. 86
--- param: subject_id String | pseudonymised subject id (decision.subject.id; `otel-decisions` pseudonymises raw ids with the same key)
+-- param: subject_id String | pseudonymised subject id (decision.subject.id): `otel-decisions pseudonymise RAW_ID` computes it with the same key
 SELECT
     d.decision_id AS decision_id,
     d.timestamp AS timestamp,
@@ -20,7 +20,7 @@ SELECT
     r.review_count AS review_count,
     r.last_action AS last_review_action,
     r.last_reviewer_id AS last_reviewer_id,
-    if(r.review_count > 0, r.final_outcome, d.outcome) AS final_outcome
+    if(r.final_outcome != '', r.final_outcome, d.outcome) AS final_outcome
 FROM decisions AS d FINAL
 LEFT JOIN
 (
@@ -29,7 +29,7 @@ LEFT JOIN
         count() AS review_count,
         argMax(action, timestamp) AS last_action,
         argMax(reviewer_id, timestamp) AS last_reviewer_id,
-        argMax(new_outcome, timestamp) AS final_outcome
+        argMaxIf(new_outcome, timestamp, new_outcome != '') AS final_outcome
     FROM decision_reviews FINAL
     GROUP BY decision_id
 ) AS r ON r.decision_id = d.decision_id

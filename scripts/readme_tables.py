@@ -29,7 +29,12 @@ def attributes_table() -> str:
     for key, (kind, text) in semconv.REVIEW_ATTRIBUTES.items():
         lines.append(f"| `{key}` | {kind} | {text} |")
     lines += ["", f"On the flow-run span: `{semconv.DECISION_FLOW_CAPTURED}` (int), the number of decisions "
-              "recorded in that flow run, for completeness checks."]
+              "recorded in that flow run, for completeness checks.",
+              "",
+              f"Checkpoint spans (`{semconv.CHECKPOINT_SPAN_NAME}`, at every flow run's end, on `force_flush()` and at "
+              f"shutdown): `{semconv.DECISION_INTEGRITY_CHAIN}`, `{semconv.DECISION_INTEGRITY_SEQ}` and "
+              f"`{semconv.DECISION_INTEGRITY_HASH}` of the chain head, `{semconv.DECISION_INTEGRITY_SIGNATURE}` "
+              f"(HMAC-SHA256 with the pseudonym key over `chain|seq|hash`) and `{semconv.DECISION_PSEUDONYM_KEY_ID}`."]
     return "\n".join(lines)
 
 

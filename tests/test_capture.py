@@ -424,3 +424,28 @@ def test_entry_point_names_the_instrumentor():
 
     (ep,) = [e for e in entry_points(group="opentelemetry_instrumentor") if e.name == "prefect"]
     assert ep.load() is otel_decisions.PrefectInstrumentor
+
+
+def test_flow_end_records_a_signed_checkpoint_of_the_chain_head(captured):
+    import hashlib
+    import hmac
+
+    from .conftest import TEST_HMAC_KEY
+
+    @flow
+    def checkpointed():
+        return score_sync({"income": 13})
+
+    checkpointed()
+    spans = finished(captured)
+    (dec,) = [s for s in spans if s.name == "decision score_sync"]
+    (cp,) = [s for s in spans if s.name == semconv.CHECKPOINT_SPAN_NAME]
+    a = cp.attributes
+    assert a[semconv.DECISION_INTEGRITY_CHAIN] == dec.attributes[semconv.DECISION_INTEGRITY_CHAIN]
+    assert a[semconv.DECISION_INTEGRITY_SEQ] == dec.attributes[semconv.DECISION_INTEGRITY_SEQ]
+    assert a[semconv.DECISION_INTEGRITY_HASH] == dec.attributes[semconv.DECISION_INTEGRITY_HASH]
+    material = f"{a[semconv.DECISION_INTEGRITY_CHAIN]}|{a[semconv.DECISION_INTEGRITY_SEQ]}|{a[semconv.DECISION_INTEGRITY_HASH]}"
+    assert a[semconv.DECISION_INTEGRITY_SIGNATURE] == hmac.new(TEST_HMAC_KEY.encode(), material.encode(), hashlib.sha256).hexdigest()
+    # no new decision since: the next flush adds no checkpoint
+    otel_decisions.force_flush()
+    assert len([s for s in captured.get_finished_spans() if s.name == semconv.CHECKPOINT_SPAN_NAME]) == 1

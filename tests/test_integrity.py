@@ -104,3 +104,34 @@ def test_decision_recorded_again_by_a_retry_is_not_a_break(tmp_path):
     assert report.ok, report.problems
     assert report.checked == 3 and report.typed_rows == 2
 
+
+
+def test_deleting_the_newest_record_is_found_by_the_signed_checkpoint(stored):
+    dsn, client, recorded = stored
+    key = TEST_HMAC_KEY.encode()
+    assert verify(client, key=key).ok and verify(client, key=key).checkpoints == 1
+    newest = recorded[-1]
+    for table, column in (("otel_traces", "SpanAttributes['decision.id']"), ("decisions", "decision_id")):
+        client.command(f"ALTER TABLE {table} DELETE WHERE {column} = '{newest.id}' SETTINGS mutations_sync = 2")
+    report = verify(client, key=key)
+    assert [(p.kind, p.seq) for p in report.problems] == [("missing", 10)]
+    assert "records 10..10 are missing" in report.problems[0].detail
+
+
+def test_a_checkpoint_forged_without_the_key_is_reported(stored):
+    dsn, client, recorded = stored
+    key = TEST_HMAC_KEY.encode()
+    # an attacker deletes the newest record and rewrites the checkpoint to the new head, without the key
+    newest = recorded[-1]
+    for table, column in (("otel_traces", "SpanAttributes['decision.id']"), ("decisions", "decision_id")):
+        client.command(f"ALTER TABLE {table} DELETE WHERE {column} = '{newest.id}' SETTINGS mutations_sync = 2")
+    head_hash = client.query("SELECT SpanAttributes['decision.integrity.hash'] FROM otel_traces "
+                             "WHERE SpanAttributes['decision.integrity.seq'] = '9'").result_rows[0][0]
+    client.command("ALTER TABLE otel_traces UPDATE SpanAttributes = mapUpdate(SpanAttributes, "
+                   f"map('decision.integrity.seq', '9', 'decision.integrity.hash', '{head_hash}')) "
+                   "WHERE SpanName = 'decision.integrity.checkpoint' SETTINGS mutations_sync = 2")
+    report = verify(client, key=key)
+    assert [p.kind for p in report.problems] == ["forged_checkpoint"]
+    # a verifier without the key cannot tell, and says it did not check the signature
+    unkeyed = verify(client)
+    assert unkeyed.ok and unkeyed.unsigned_checkpoints == 1

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import typer
 
-from otel_decisions.cli import _delivery, _demo, _integrity, _serve, _storage, _trace
+from otel_decisions.cli import _delivery, _demo, _integrity, _privacy, _serve, _storage, _trace
 
 app = typer.Typer(
     name="otel-decisions",
@@ -27,6 +27,7 @@ _demo.register(app)
 _serve.register(app)
 _trace.register(app)
 _integrity.register(app)
+_privacy.register(app)
 
 
 def main() -> None:

@@ -23,9 +23,17 @@ def register(app: typer.Typer) -> None:
         from otel_decisions.clickhouse.client import get_client
         from otel_decisions.integrity import verify as run_verify
 
-        report = run_verify(get_client(dsn))
+        from otel_decisions.config import load_settings
+
+        settings = load_settings()
+        key = None
+        if settings.hmac_key is not None or (settings.data_dir / "hmac.key").exists():  # never create a key here
+            key = settings.resolved_hmac_key()
+        report = run_verify(get_client(dsn), key=key)
+        unsigned = f", {report.unsigned_checkpoints} with another key's signature (unchecked)" if report.unsigned_checkpoints else ""
         if report.ok:
-            console.print(f"[green]ok[/]: {report.checked} decisions in {report.chains} chains verified")
+            console.print(f"[green]ok[/]: {report.checked} decisions in {report.chains} chains verified, "
+                          f"{report.checkpoints} checkpoints{unsigned}")
             return
         table = Table(title=f"{len(report.problems)} integrity problems in {report.checked} decisions")
         for column in ("kind", "chain", "seq", "decision_id", "detail"):

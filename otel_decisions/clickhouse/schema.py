@@ -449,7 +449,10 @@ def traces_ttl_sql(days: int | None, database: str = "default", cluster: str | N
     if days < 0:
         raise OtelDecisionsError(f"traces TTL: days must be positive, got {days}")
     prefix = semconv.DECISION_SPAN_PREFIX.replace("'", "\\'")
-    keep = f"startsWith(SpanName, '{prefix}') OR SpanName = '{semconv.REVIEW_SPAN_NAME}'"
+    keep = (
+        f"startsWith(SpanName, '{prefix}') OR SpanName IN "
+        f"('{semconv.REVIEW_SPAN_NAME}', '{semconv.CHECKPOINT_SPAN_NAME}')"
+    )
     return f"ALTER TABLE {target} MODIFY TTL toDateTime(Timestamp) + toIntervalDay({int(days)}) DELETE WHERE NOT ({keep})"
 
 

@@ -76,6 +76,7 @@ def is_durable_span(span: ReadableSpan, settings: DecisionSettings) -> bool:
     if (
         name.startswith(semconv.DECISION_SPAN_PREFIX)
         or name == semconv.REVIEW_SPAN_NAME
+        or name == semconv.CHECKPOINT_SPAN_NAME
         or name in settings.durable_span_names
     ):
         return True

@@ -144,14 +144,39 @@ def jaeger_trace(jaeger: ManagedProcess, trace_id: str) -> dict[str, Any] | None
     return data[0] if data else None
 
 
+def _run_types(trace: dict[str, Any]) -> set[str]:
+    """What a trace holds: 'flow' / 'task' (prefect.run.type tag) and 'decision' spans."""
+    kinds: set[str] = set()
+    for span in trace["spans"]:
+        tags = {tag["key"]: tag["value"] for tag in span.get("tags") or []}
+        if "prefect.run.type" in tags:
+            kinds.add(str(tags["prefect.run.type"]))
+        if span["operationName"].startswith("decision "):
+            kinds.add("decision")
+    return kinds
+
+
 def wait_for_jaeger_trace(
-    jaeger: ManagedProcess, trace_id: str, min_spans: int, timeout: float = 30.0
+    jaeger: ManagedProcess,
+    trace_id: str,
+    min_spans: int,
+    timeout: float = 30.0,
+    require: tuple[str, ...] = ("flow", "task", "decision"),
 ) -> dict[str, Any]:
+    """The trace once it has *min_spans* spans and a span of each kind in *require*.
+
+    Spans arrive by different paths (durable spool vs batch processor), so a count alone can be
+    reached before the kind a test asserts on has arrived.
+    """
+
     def have() -> dict[str, Any] | None:
         trace = jaeger_trace(jaeger, trace_id)
-        return trace if trace is not None and len(trace["spans"]) >= min_spans else None
+        if trace is None or len(trace["spans"]) < min_spans or not set(require) <= _run_types(trace):
+            return None
+        return trace
 
-    return wait_until(have, timeout, interval=0.3, what=f"trace {trace_id} with >= {min_spans} spans in Jaeger")
+    return wait_until(have, timeout, interval=0.3, what=f"trace {trace_id} with >= {min_spans} spans "
+                      f"including {', '.join(require)} in Jaeger")
 
 
 def collector_metric(collector: ManagedProcess, prefix: str) -> float:
