@@ -85,6 +85,45 @@ class _NonDurableFilter(SpanProcessor):
         return self._inner.force_flush(timeout_millis)
 
 
+class _PrivacyFilter(SpanProcessor):
+    """Gives *inner* a scrubbed copy of every span that is not a decision record.
+
+    Prefect's run spans carry exception messages, stack traces, state messages and run names
+    templated from parameters; none of that passed the privacy pipeline. Decision, review and
+    checkpoint spans pass unchanged (they were built by it). Never raises into the caller for
+    non-decision spans: a problem is logged once and the span is dropped, not the task.
+    """
+
+    def __init__(self, inner: SpanProcessor, settings: DecisionSettings, policy: PrivacyPolicy) -> None:
+        self._inner = inner
+        self._settings = settings
+        self._policy = policy
+        self._warned = False
+
+    def on_start(self, span: Span, parent_context: Any = None) -> None:
+        self._inner.on_start(span, parent_context=parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        name = span.name
+        if name.startswith(semconv.DECISION_SPAN_PREFIX) or name in (semconv.REVIEW_SPAN_NAME, semconv.CHECKPOINT_SPAN_NAME):
+            self._inner.on_end(span)  # decision records: errors (e.g. the spool quota) reach the recording call
+            return
+        try:
+            from otel_decisions.privacy import scrub_span
+
+            self._inner.on_end(scrub_span(self._policy, span))
+        except Exception as exc:  # noqa: BLE001 - a run span must never fail the task or flow it describes
+            if not self._warned:
+                self._warned = True
+                logger.warning("otel-decisions: a %r span could not be exported and was dropped: %s", name, exc)
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+
 class _SwitchableProcessor(SpanProcessor):
     """Added once to a provider; ``configure()`` swaps its delegates so re-configuring never stacks processors."""
 
@@ -138,9 +177,10 @@ _switches: dict[int, _SwitchableProcessor] = {}
 _atexit_registered = False
 
 
-def _make_runtime(settings: DecisionSettings, provider: trace.TracerProvider, configured: bool) -> Runtime:
+def _make_runtime(settings: DecisionSettings, provider: trace.TracerProvider, configured: bool,
+                  policy: PrivacyPolicy | None = None) -> Runtime:
     tracer = provider.get_tracer(semconv.INSTRUMENTATION_SCOPE, __version__)
-    return Runtime(settings=settings, privacy=PrivacyPolicy.from_settings(settings),
+    return Runtime(settings=settings, privacy=policy or PrivacyPolicy.from_settings(settings),
                    tracer_provider=provider, tracer=tracer, configured=configured)
 
 
@@ -261,7 +301,10 @@ def configure(
         provider.sampler = DecisionAwareSampler(provider.sampler)
 
     exporters = [*build_exporters(settings), *span_exporters]
-    processors = _build_processors(exporters, settings)
+    policy = PrivacyPolicy.from_settings(settings)
+    processors: list[SpanProcessor] = [
+        _PrivacyFilter(processor, settings, policy) for processor in _build_processors(exporters, settings)
+    ]
 
     switch = _switches.get(id(provider))
     if switch is None:
@@ -274,7 +317,7 @@ def configure(
             logger.exception("otel-decisions: shutting down a replaced span processor failed")
 
     with _runtime_lock:
-        _runtime = _make_runtime(settings, provider, configured=True)
+        _runtime = _make_runtime(settings, provider, configured=True, policy=policy)
     if not _atexit_registered:
         atexit.register(shutdown)
         _atexit_registered = True

@@ -354,8 +354,6 @@ def _emit(decision: Decision, source: semconv.DecisionSource, raw_inputs_given: 
 
     attrs: dict[str, Any] = {
         semconv.DECISION_ID: decision.id,
-        semconv.DECISION_TYPE: record.short_field(decision.type),
-        semconv.DECISION_OUTCOME: record.short_field(decision.outcome),
         semconv.DECISION_AUTOMATION: decision.automation,
         semconv.DECISION_REVIEW_REQUIRED: decision.review_required,
         semconv.DECISION_SOURCE: source.value,
@@ -369,6 +367,8 @@ def _emit(decision: Decision, source: semconv.DecisionSource, raw_inputs_given: 
         attrs[semconv.DECISION_INPUTS] = record.json_field(inputs, "inputs", jsonable=True)
     else:
         record.clean_jsonable(inputs, "inputs")  # still learn masked values for the other fields
+    attrs[semconv.DECISION_TYPE] = record.short_field(decision.type, "type")
+    attrs[semconv.DECISION_OUTCOME] = record.short_field(decision.outcome, "outcome")
     if decision.output is not None and settings.capture_output:
         attrs[semconv.DECISION_OUTPUT] = record.json_field(decision.output, "output")
     if decision.confidence is not None:
@@ -378,7 +378,7 @@ def _emit(decision: Decision, source: semconv.DecisionSource, raw_inputs_given: 
     if decision.threshold is not None:
         attrs[semconv.DECISION_THRESHOLD] = decision.threshold
     if decision.options:
-        attrs[semconv.DECISION_OPTIONS] = [record.short_field(o) for o in decision.options]
+        attrs[semconv.DECISION_OPTIONS] = [record.short_field(o, f"options[{i}]") for i, o in enumerate(decision.options)]
     if decision.rationale is not None:
         attrs[semconv.DECISION_RATIONALE] = record.text_field(decision.rationale, "rationale")
     if decision.reasons:
@@ -386,17 +386,17 @@ def _emit(decision: Decision, source: semconv.DecisionSource, raw_inputs_given: 
     if decision.subject_id is not None:
         attrs[semconv.DECISION_SUBJECT_ID] = policy.pseudonymise(decision.subject_id)
     if decision.model_name is not None:
-        attrs[semconv.DECISION_MODEL_NAME] = attrs[semconv.GEN_AI_REQUEST_MODEL] = record.short_field(decision.model_name)
+        attrs[semconv.DECISION_MODEL_NAME] = attrs[semconv.GEN_AI_REQUEST_MODEL] = record.short_field(decision.model_name, "model.name")
     if decision.model_version is not None:
-        attrs[semconv.DECISION_MODEL_VERSION] = record.short_field(decision.model_version)
+        attrs[semconv.DECISION_MODEL_VERSION] = record.short_field(decision.model_version, "model.version")
     if decision.model_provider is not None:
-        attrs[semconv.DECISION_MODEL_PROVIDER] = attrs[semconv.GEN_AI_PROVIDER_NAME] = record.short_field(decision.model_provider)
+        attrs[semconv.DECISION_MODEL_PROVIDER] = attrs[semconv.GEN_AI_PROVIDER_NAME] = record.short_field(decision.model_provider, "model.provider")
     if decision.policy_version is not None:
-        attrs[semconv.DECISION_POLICY_VERSION] = record.short_field(decision.policy_version)
+        attrs[semconv.DECISION_POLICY_VERSION] = record.short_field(decision.policy_version, "policy.version")
     if decision.regulations:
-        attrs[semconv.DECISION_REGULATIONS] = list(decision.regulations)
+        attrs[semconv.DECISION_REGULATIONS] = [record.short_field(r, f"regulations[{i}]") for i, r in enumerate(decision.regulations)]
     if decision.retention_class is not None:
-        attrs[semconv.DECISION_RETENTION_CLASS] = decision.retention_class
+        attrs[semconv.DECISION_RETENTION_CLASS] = record.short_field(decision.retention_class, "retention.class")
     if decision.segment is not None:
         attrs[semconv.DECISION_SEGMENT] = record.text_field(decision.segment, "segment")
     if record.redacted:
@@ -432,7 +432,7 @@ def _emit(decision: Decision, source: semconv.DecisionSource, raw_inputs_given: 
     object.__setattr__(recorded, "timestamp_ns", now)
     object.__setattr__(recorded, "trace_id", format(ctx.trace_id, "032x"))
     object.__setattr__(recorded, "span_id", format(ctx.span_id, "016x"))
-    registry.add(decision.id, ctx, now, decision.outcome,
+    registry.add(decision.id, ctx, now, attrs[semconv.DECISION_OUTCOME],  # the outcome as stored (scrubbed)
                  identity.get(semconv.PREFECT_FLOW_RUN_ID), identity.get(semconv.PREFECT_TASK_RUN_ID))
     return recorded
 
@@ -663,7 +663,7 @@ def record_review(
         decision_id = decision.id
         link_ctx = decision.span_context
         decided_at = decision.timestamp_ns
-        original = original_outcome or decision.outcome
+        original = original_outcome
     else:
         decision_id = str(decision)
         link_ctx, decided_at, original = None, None, original_outcome
@@ -683,10 +683,16 @@ def record_review(
         link_ctx = link_ctx or known[0]
         decided_at = decided_at or known[1]
         original = original or known[2]
+    if original is None and isinstance(decision, Decision):
+        original = decision.outcome
 
     runtime = get_runtime()
     policy = runtime.privacy
     record = policy.new_record()
+    if isinstance(decision, Decision) and decision.inputs is not None:
+        # learn what the decision's inputs mask, so the review's free text masks it too
+        record.clean_mapping(decision.inputs, "inputs")
+        record.redacted.clear()
     review_id = str(uuid.uuid4())
     attrs: dict[str, Any] = {
         semconv.DECISION_ID: decision_id,
@@ -698,9 +704,9 @@ def record_review(
     if reason is not None:
         attrs[semconv.DECISION_REVIEW_REASON] = record.text_field(reason, "review.reason")
     if original is not None:
-        attrs[semconv.DECISION_REVIEW_ORIGINAL_OUTCOME] = record.short_field(original)
+        attrs[semconv.DECISION_REVIEW_ORIGINAL_OUTCOME] = record.short_field(original, "review.original_outcome")
     if new_outcome is not None:
-        attrs[semconv.DECISION_REVIEW_NEW_OUTCOME] = record.short_field(new_outcome)
+        attrs[semconv.DECISION_REVIEW_NEW_OUTCOME] = record.short_field(new_outcome, "review.new_outcome")
     if decided_at is not None:
         attrs[semconv.DECISION_REVIEW_DECIDED_AT] = int(decided_at)
     if record.redacted:

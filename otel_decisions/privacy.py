@@ -260,6 +260,14 @@ class PrivacyRecord:
             out: dict[str, Any] = {}
             is_masked = self._policy.is_masked_key
             for key, item in value.items():
+                if _LIKELY.search(key) and self._policy.scrub_free_text:
+                    # a key can itself be an identifier ({"jane@example.com": 3}): scrub it like text
+                    scrubbed = _FREE_TEXT.sub(_replace_match, key)
+                    if scrubbed != key:
+                        self.redacted.append(f"{path}.<key>" if path else "<key>")
+                        while scrubbed in out:
+                            scrubbed += "'"
+                        key = scrubbed
                 if is_masked(key):
                     self.redacted.append(f"{path}.{key}" if path else key)
                     self._remember(item)
@@ -316,7 +324,13 @@ class PrivacyRecord:
 
         ``jsonable=True``: *value* was already converted by :func:`to_jsonable`.
         """
-        cleaned = self.scrub_tree(self.clean_jsonable(value if jsonable else to_jsonable(value), path), path)
+        value = value if jsonable else to_jsonable(value)
+        if self._policy.mode == "allowlist" and type(value) is not dict and value is not None:
+            # allow-list mode clears values by their key; a bare value has none, so it stays hidden
+            self._remember(value)
+            self.redacted.append(path)
+            value = _SENTINEL
+        cleaned = self.scrub_tree(self.clean_jsonable(value, path), path)
         text = json.dumps(cleaned, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return truncate(text, self._policy.max_json_length)
 
@@ -325,10 +339,10 @@ class PrivacyRecord:
         text = value if isinstance(value, str) else str(to_jsonable(value))
         return truncate(self.scrub_text(text, path), self._policy.max_value_length)
 
-    def short_field(self, value: Any) -> str:
-        """Truncate a short identifier-like attribute (model name, type, outcome)."""
+    def short_field(self, value: Any, path: str) -> str:
+        """Scrub and truncate a short attribute (type, outcome, model, policy version): no field is exempt."""
         text = value if isinstance(value, str) else str(to_jsonable(value))
-        return truncate(text, self._policy.max_value_length)
+        return truncate(self.scrub_text(text, path), self._policy.max_value_length)
 
 
 def _replace_match(match: re.Match[str]) -> str:
@@ -356,3 +370,63 @@ def _compile(field: str, patterns: Iterable[str]) -> re.Pattern[str] | None:
         except re.error as exc:
             raise ValueError(f"{field}: invalid regular expression {pattern!r}: {exc}") from exc
     return re.compile("|".join(f"(?:{p})" for p in items), re.IGNORECASE)
+
+
+def _scrub_attribute_values(policy: PrivacyPolicy, attributes: Any) -> tuple[dict[str, Any], bool]:
+    """Attribute values of a non-decision span through the key policy (deny-list) and free-text patterns."""
+    changed = False
+    out: dict[str, Any] = {}
+    for key, value in (attributes or {}).items():
+        if policy.mode == "denylist" and policy.is_masked_key(key.rsplit(".", 1)[-1]):
+            out[key] = _SENTINEL
+            changed = True
+            continue
+        if type(value) is str and policy.scrub_free_text and _LIKELY.search(value):
+            scrubbed = _FREE_TEXT.sub(_replace_match, value)
+            changed = changed or scrubbed != value
+            out[key] = scrubbed
+        elif isinstance(value, tuple) and policy.scrub_free_text and any(type(v) is str and _LIKELY.search(v) for v in value):
+            scrubbed_items = tuple(_FREE_TEXT.sub(_replace_match, v) if type(v) is str else v for v in value)
+            changed = changed or scrubbed_items != value
+            out[key] = scrubbed_items
+        else:
+            out[key] = value
+    return out, changed
+
+
+def scrub_span(policy: PrivacyPolicy, span: Any) -> Any:
+    """A copy of a span that is *not* a decision record (Prefect's run spans, the instrumentor's own),
+    with e-mail / SSN / phone / card patterns removed from its name, attributes, events (exception
+    messages and stack traces, state messages) and status text, and deny-listed keys masked.
+
+    Decision and review spans never come here: they were built from the privacy pipeline.
+    Returns *span* itself when nothing needed scrubbing.
+    """
+    from opentelemetry.sdk.trace import Event, ReadableSpan
+    from opentelemetry.trace import Status
+
+    attributes, changed = _scrub_attribute_values(policy, span.attributes)
+    name = span.name
+    if policy.scrub_free_text and _LIKELY.search(name):
+        scrubbed_name = _FREE_TEXT.sub(_replace_match, name)
+        changed = changed or scrubbed_name != name
+        name = scrubbed_name
+    events = []
+    for event in span.events:
+        event_attributes, event_changed = _scrub_attribute_values(policy, event.attributes)
+        changed = changed or event_changed
+        events.append(Event(event.name, event_attributes, event.timestamp) if event_changed else event)
+    status = span.status
+    description = status.description
+    if description and policy.scrub_free_text and _LIKELY.search(description):
+        scrubbed_description = _FREE_TEXT.sub(_replace_match, description)
+        if scrubbed_description != description:
+            changed = True
+            status = Status(status.status_code, scrubbed_description)
+    if not changed:
+        return span
+    return ReadableSpan(
+        name=name, context=span.context, parent=span.parent, resource=span.resource, attributes=attributes,
+        events=events, links=span.links, kind=span.kind, status=status, start_time=span.start_time,
+        end_time=span.end_time, instrumentation_scope=span.instrumentation_scope,
+    )

@@ -314,3 +314,59 @@ def test_enum_members_are_recorded_as_their_values(captured):
     (span,) = decisions(captured)
     assert span.attributes[semconv.DECISION_AUTOMATION] == "human_in_loop"
     assert type(span.attributes[semconv.DECISION_AUTOMATION]) is str
+
+
+def test_no_field_is_exempt_from_the_privacy_pipeline(captured):
+    person = {"full_name": "Oriane Velasquette", "income": 1}
+    d = otel_decisions.record_decision(
+        type="kyc", outcome="refer Oriane Velasquette", options=["approve", "ask Oriane Velasquette"],
+        policy_version="policy for oriane.v@example.com", model_name="m 912-45-6789", confidence=0.5,
+        inputs={**person, "scores": {"oriane.v@example.com": 3, "4111 1111 1111 1111": 2}},
+    )
+    otel_decisions.record_review(d, reviewer="r1", action="override", new_outcome="call +1 555-010-4477",
+                                 reason="spoke to oriane.v@example.com")
+    otel_decisions.force_flush()
+    dump = "\n".join(s.to_json() for s in captured.get_finished_spans())
+    for secret in ("Oriane Velasquette", "oriane.v@example.com", "912-45-6789", "4111 1111 1111 1111", "555-010-4477"):
+        assert secret not in dump, secret
+    (span,) = decisions(captured)
+    assert span.attributes[semconv.DECISION_OUTCOME] == "refer [REDACTED]"
+    assert json.loads(span.attributes[semconv.DECISION_INPUTS])["scores"] == {"[EMAIL]": 3, "[CARD]": 2}
+
+
+def test_allowlist_mode_hides_values_that_have_no_key(tmp_path):
+    memory = InMemorySpanExporter()
+    otel_decisions.configure(exporters=["none"], span_exporters=[memory], durable=False, data_dir=str(tmp_path),
+                             hmac_key=TEST_HMAC_KEY, privacy_mode="allowlist", privacy_allow_patterns=["^income$"])
+    otel_decisions.record_decision(type="t", outcome="o", inputs="Patient Jane Roe, MRN 99812, HIV positive")
+    otel_decisions.record_decision(type="t", outcome="o", inputs={"income": 5, "diagnosis": "HIV positive"})
+    bare, keyed = sorted(decisions(memory), key=lambda s: s.start_time)
+    assert json.loads(bare.attributes[semconv.DECISION_INPUTS]) == semconv.REDACTION_SENTINEL
+    assert json.loads(keyed.attributes[semconv.DECISION_INPUTS]) == {"diagnosis": semconv.REDACTION_SENTINEL, "income": 5}
+    assert "HIV" not in bare.to_json() + keyed.to_json()
+
+
+@pytest.mark.parametrize("telemetry", [True, False], ids=["prefect-spans", "instrumentor-spans"])
+def test_exception_messages_and_run_names_of_run_spans_are_scrubbed(captured, telemetry):
+    from prefect.settings import temporary_settings
+
+    @task(task_run_name="score-{email}")
+    def fragile(email: str) -> dict:
+        raise ValueError(f"bad SSN 912-45-6781 for {email}")
+
+    @flow
+    def leaky():
+        state = fragile("zoe.q@example.org", return_state=True)
+        return state.is_failed(), state.result(raise_on_failure=False)
+
+    with temporary_settings(updates={"cloud.enable_orchestration_telemetry": telemetry}):
+        failed, exc = leaky()
+    assert failed and isinstance(exc, ValueError)
+    assert str(exc) == "bad SSN 912-45-6781 for zoe.q@example.org"  # the task's own exception is untouched
+    otel_decisions.force_flush()
+    spans = captured.get_finished_spans()
+    task_spans = [s for s in spans if (s.attributes or {}).get("prefect.run.type") == "task"]
+    assert task_spans and any(e.name == "exception" for s in task_spans for e in s.events)
+    dump = "\n".join(s.to_json() for s in spans)
+    assert "912-45-6781" not in dump and "zoe.q@example.org" not in dump
+    assert "[SSN]" in dump and "[EMAIL]" in dump
