@@ -95,8 +95,10 @@ _ERR_HTTP_LENGTH_REQUIRED = 381
 _ERR_AUTHENTICATION_FAILED = 516
 _ERR_UNKNOWN_EXCEPTION = 1002
 _ERR_UNSUPPORTED_METHOD = 1
+_ERR_ACCESS_DENIED = 497
 
 _ERROR_NAMES = {
+    _ERR_ACCESS_DENIED: "ACCESS_DENIED",
     _ERR_BAD_ARGUMENTS: "BAD_ARGUMENTS",
     _ERR_NOT_IMPLEMENTED: "NOT_IMPLEMENTED",
     _ERR_SYNTAX_ERROR: "SYNTAX_ERROR",
@@ -112,6 +114,7 @@ _ERROR_NAMES = {
 }
 
 _STATUS_BY_CODE: dict[int, int] = {
+    _ERR_ACCESS_DENIED: 403,
     **{code: 400 for code in (6, 25, 26, 27, 38, 41, 72, 117, 53, 62, 69, 70, 32, 36, 456, 457, 167, 168, 271, 40)},
     **{code: 404 for code in (60, 46, 47, 50, 56, 81, 115, 63, 73, 336, 78, 511)},
     193: 401,  # WRONG_PASSWORD
@@ -740,6 +743,34 @@ def _split_insert(text: str) -> _InsertSplit | None:
     return None
 
 
+# Table functions, engines and clauses that reach outside the database: files (the HMAC key lives
+# next to the data), URLs, other servers, programs. The front end serves only the decision store.
+_OUTSIDE_WORLD = re.compile(
+    r"""(?ix)
+    (?<![\w.$])[`"]?(?:file|fileCluster|url|urlCluster|s3|s3Cluster|gcs|hdfs|hdfsCluster|azureBlobStorage
+        |azureBlobStorageCluster|remote|remoteSecure|cluster|clusterAllReplicas|mysql|postgresql|sqlite|mongodb
+        |redis|jdbc|odbc|executable|deltaLake|iceberg|hudi|python)[`"]?\s*\(
+    | \bINTO\s+OUTFILE\b
+    | \bENGINE\s*=\s*[`"]?(?:File|URL|S3|S3Queue|HDFS|MySQL|PostgreSQL|SQLite|MongoDB|Redis|JDBC|ODBC
+        |Executable|ExecutablePool|AzureBlobStorage|Distributed)\b
+    | \bSYSTEM\s+(?:SHUTDOWN|KILL)\b
+    """
+)
+_SQL_COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.S)
+
+
+def reject_outside_world(statement: str) -> None:
+    """Raise ACCESS_DENIED for SQL that would read or write outside the database (files, URLs, servers)."""
+    text = _SQL_COMMENT.sub(" ", statement)
+    match = _OUTSIDE_WORLD.search(text)
+    if match:
+        raise ClickHouseError.make(
+            _ERR_ACCESS_DENIED,
+            f"otel-decisions serve does not allow {match.group(0).strip()!r}: it serves the decision store only "
+            "(no files, URLs, programs or other servers); use ClickHouse server for that",
+        )
+
+
 def _is_insert(text: str) -> bool:
     first = next(_scan_top_level_words(text), None)
     return first is not None and first[0] == "INSERT"
@@ -1121,6 +1152,7 @@ class _Handler(BaseHTTPRequestHandler):
             if self.command not in ("GET", "POST"):  # HEAD only answers health checks
                 body.drain()
                 raise ClickHouseError.make(_ERR_UNSUPPORTED_METHOD, f"Unsupported HTTP method {self.command}")
+            self._check_origin()
             self._authenticate(params)
             if "multipart/form-data" in self.headers.get("Content-Type", ""):
                 body.drain()
@@ -1166,6 +1198,20 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(ClickHouseError.make(_ERR_UNKNOWN_EXCEPTION, str(exc)), query_id, compress_out, body)
 
     # -- auth ---------------------------------------------------------------------------
+    def _check_origin(self) -> None:
+        """Refuse browsers (CSRF from a web page) and, on loopback, foreign Host names (DNS rebinding).
+
+        ClickHouse clients (clickhouse-connect, the collector's Go driver) send neither an Origin
+        nor Sec-Fetch-* headers; a browser always does on a cross-site request.
+        """
+        if "Origin" in self.headers or "Sec-Fetch-Site" in self.headers or "Sec-Fetch-Mode" in self.headers:
+            raise ClickHouseError.make(_ERR_ACCESS_DENIED, "requests from web browsers are refused")
+        if self.server.loopback_only:
+            host = (self.headers.get("Host") or "").strip()
+            name = host[1 : host.find("]")] if host.startswith("[") else host.split(":")[0]
+            if host and not is_loopback(name):
+                raise ClickHouseError.make(_ERR_ACCESS_DENIED, f"Host {host!r} is not this machine")
+
     def _authenticate(self, params: dict[str, str]) -> None:
         user, password = "default", ""
         auth = self.headers.get("Authorization", "")
@@ -1196,8 +1242,8 @@ class _Handler(BaseHTTPRequestHandler):
         settings = {
             key: value for key, value in params.items() if key not in _TRANSPORT_PARAMS and not key.startswith("param_")
         }
-        if self.command == "GET" and "readonly" not in settings:
-            settings["readonly"] = "2"
+        if self.command == "GET":
+            settings["readonly"] = "2"  # as ClickHouse: a GET never writes, whatever the URL asks
         query_params = {key[6:]: value for key, value in params.items() if key.startswith("param_")}
         default_format = params.get("default_format") or "TabSeparated"
         database = params.get("database") or None
@@ -1234,6 +1280,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if split is not None:
                 statement = split.statement.encode("latin-1").decode("utf-8")
+                reject_outside_world(statement)
                 return engine.insert(
                     conn, session_id is not None, statement, split.fmt, stream.rest(split.data_offset), database, settings
                 )
@@ -1244,6 +1291,7 @@ class _Handler(BaseHTTPRequestHandler):
             sql = stream.head.decode("utf-8", errors="strict").strip()
             if not sql:
                 raise ClickHouseError.make(_ERR_SYNTAX_ERROR, "Empty query")
+            reject_outside_world(sql)
             fmt = _output_format(sql, default_format)
             outcome = engine.run(conn, session_id is not None, sql, default_format, query_params, database, settings)
             outcome.fmt = fmt
@@ -1305,6 +1353,7 @@ class _Server(ThreadingHTTPServer):
             self.address_family = socket.AF_INET6
         self.engine = engine
         self.credentials = credentials
+        self.loopback_only = is_loopback(address[0])
         self.draining = False
         self._inflight = 0
         self._inflight_cv = threading.Condition()
