@@ -25,6 +25,7 @@ import enum
 import dataclasses
 import functools
 import hashlib
+import json
 import inspect
 import logging
 import math
@@ -199,10 +200,30 @@ _DECISION_FIELDS = {f.name for f in dataclasses.fields(Decision)} - {"id", "time
 
 
 # --- integrity chain ------------------------------------------------------------------
-def chain_material(prev_hash: str, seq: int, decision_id: str, timestamp_ns: int, dtype: str, outcome: str,
-                   digest: str) -> bytes:
-    """The bytes a chain hash covers: the previous hash and the stored identity of the record."""
-    return f"{prev_hash}|{seq}|{decision_id}|{timestamp_ns}|{dtype}|{outcome}|{digest}".encode()
+UNHASHED_PREFIXES: tuple[str, ...] = ("decision.integrity.", "redaction.")
+"""Attributes a record's digest leaves out: the chain's own, and counts a collector's redaction adds."""
+
+
+def record_digest(attributes: Mapping[str, Any]) -> str:
+    """SHA-256 over every attribute of a decision or review record, as stored.
+
+    Values are rendered as the ClickHouse exporters store them (the collector's ``AsString``), so
+    ``otel-decisions verify`` recomputes the same digest from ``otel_traces.SpanAttributes``:
+    changing any stored field — reasons, confidence, model version, rationale — breaks the chain.
+    """
+    from otel_decisions.clickhouse.mapping import attribute_to_string
+
+    items = sorted(
+        (key, value if type(value) is str else attribute_to_string(value))
+        for key, value in attributes.items()
+        if not key.startswith(UNHASHED_PREFIXES)
+    )
+    return hashlib.sha256(json.dumps(items, ensure_ascii=False, separators=(",", ":")).encode()).hexdigest()
+
+
+def chain_material(prev_hash: str, seq: int, record_id: str, timestamp_ns: int, digest: str) -> bytes:
+    """The bytes a chain hash covers: the previous hash, the position, and the record (id, time, digest)."""
+    return f"{prev_hash}|{seq}|{record_id}|{timestamp_ns}|{digest}".encode()
 
 
 class _HashChain:
@@ -237,11 +258,11 @@ class _HashChain:
             self._checkpointed = self._seq
             return self.chain_id, self._seq, self._prev
 
-    def link(self, decision_id: str, timestamp_ns: int, digest: str, outcome: str, dtype: str) -> tuple[str, int, str, str]:
+    def link(self, record_id: str, timestamp_ns: int, digest: str) -> tuple[str, int, str, str]:
         with self._lock:
             self._seq += 1
             prev = self._prev
-            current = hashlib.sha256(chain_material(prev, self._seq, decision_id, timestamp_ns, dtype, outcome, digest)).hexdigest()
+            current = hashlib.sha256(chain_material(prev, self._seq, record_id, timestamp_ns, digest)).hexdigest()
             self._prev = current
             return self.chain_id, self._seq, current, prev
 
@@ -343,6 +364,15 @@ def prefect_identity() -> dict[str, str]:
 
 
 # --- recording ---------------------------------------------------------------------------
+def _seal(attrs: dict[str, Any], record_id: str, timestamp_ns: int) -> None:
+    """Link a finished record (every other attribute set) into this process's hash chain."""
+    chain_id, seq, chain_hash, prev_hash = _chain.link(record_id, timestamp_ns, record_digest(attrs))
+    attrs[semconv.DECISION_INTEGRITY_CHAIN] = chain_id
+    attrs[semconv.DECISION_INTEGRITY_SEQ] = seq
+    attrs[semconv.DECISION_INTEGRITY_HASH] = chain_hash
+    attrs[semconv.DECISION_INTEGRITY_PREV_HASH] = prev_hash
+
+
 def _emit(decision: Decision, source: semconv.DecisionSource, raw_inputs_given: bool) -> Decision:
     from otel_decisions.configure import get_runtime
 
@@ -403,22 +433,15 @@ def _emit(decision: Decision, source: semconv.DecisionSource, raw_inputs_given: 
         attrs[semconv.DECISION_REDACTED] = record.redacted
     identity = prefect_identity()
     attrs.update(identity)
-    chain_id, seq, chain_hash, prev_hash = _chain.link(
-        decision.id, now, digest, attrs[semconv.DECISION_OUTCOME], attrs[semconv.DECISION_TYPE]
-    )
-    attrs[semconv.DECISION_INTEGRITY_CHAIN] = chain_id
-    attrs[semconv.DECISION_INTEGRITY_SEQ] = seq
-    attrs[semconv.DECISION_INTEGRITY_HASH] = chain_hash
-    attrs[semconv.DECISION_INTEGRITY_PREV_HASH] = prev_hash
-
-    span = runtime.tracer.start_span(
-        semconv.DECISION_SPAN_PREFIX + attrs[semconv.DECISION_TYPE],
-        kind=SpanKind.INTERNAL,
-        attributes=attrs,
-        start_time=now,
-    )
-    ctx = span.get_span_context()
+    _seal(attrs, decision.id, now)
     try:
+        span = runtime.tracer.start_span(
+            semconv.DECISION_SPAN_PREFIX + attrs[semconv.DECISION_TYPE],
+            kind=SpanKind.INTERNAL,
+            attributes=attrs,
+            start_time=now,
+        )
+        ctx = span.get_span_context()
         span.end(end_time=now)
     finally:
         _chain.ended()
@@ -714,9 +737,13 @@ def record_review(
     attrs.update(prefect_identity())
     links = [Link(link_ctx, {semconv.DECISION_ID: decision_id})] if link_ctx is not None else []
     now = time.time_ns()
-    span = runtime.tracer.start_span(semconv.REVIEW_SPAN_NAME, kind=SpanKind.INTERNAL, attributes=attrs,
-                                     links=links, start_time=now)
-    span.end(end_time=now)
+    _seal(attrs, review_id, now)  # reviews are links of the same chain: deleting one is found
+    try:
+        span = runtime.tracer.start_span(semconv.REVIEW_SPAN_NAME, kind=SpanKind.INTERNAL, attributes=attrs,
+                                         links=links, start_time=now)
+        span.end(end_time=now)
+    finally:
+        _chain.ended()
     return review_id
 
 

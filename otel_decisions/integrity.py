@@ -1,23 +1,25 @@
-"""Verify stored decisions against their hash chains: a deleted or altered record is found.
+"""Verify stored decisions against their hash chains: a deleted, altered or inserted record is found.
 
-Every recording process keeps a SHA-256 chain (``decision.integrity.chain/.seq/.hash/.prev_hash``,
-see :func:`otel_decisions.decision.chain_material`). Verification has two parts:
+Every recording process keeps a SHA-256 chain over its decision *and* review records
+(``decision.integrity.chain/.seq/.hash/.prev_hash``): each link covers the previous hash, its
+position, the record id, its time and :func:`otel_decisions.decision.record_digest` — a digest of
+every stored attribute. Verification has four parts:
 
-1. the chains, over every delivered decision span in ``otel_traces`` (a decision recorded again,
-   e.g. by a retried task, is a new link of the chain; a re-delivered span is the same link):
-   each hash is recomputed from the stored record, sequences must have no gaps, and each
+1. the chains, over every delivered decision and review span in ``otel_traces`` (a decision
+   recorded again by a retried task is a new link; a re-delivered span is the same link): each
+   hash is recomputed from the stored attributes, sequences must have no gaps, and each
    ``prev_hash`` must be the previous link's hash;
-2. the typed ``decisions`` table that queries read: every row must recompute to its own hash,
-   and that hash must be a link of a chain — so an ``ALTER ... UPDATE`` or a row inserted
-   behind the pipeline's back is found; a decision deleted from one table but not the other too.
-
+2. the typed ``decisions`` and ``decision_reviews`` tables that every query reads: each row must
+   equal what the materialized view derives from one delivered span (so an ``ALTER ... UPDATE``
+   or a row inserted behind the pipeline's back is found), and every delivered record must have
+   its row (so a row deleted from the typed table only is found);
 3. the signed checkpoints (``decision.integrity.checkpoint`` spans, recorded at every flow run's
-   end, on ``force_flush()`` and at shutdown): each names a chain head (seq, hash) under an
-   HMAC of the pseudonym key, so records deleted from the *end* of a chain are found too, and a
-   checkpoint forged without the key is reported.
+   end, on ``force_flush()`` and at shutdown): each names a chain head (seq, hash) under an HMAC of
+   the pseudonym key, so records deleted from the *end* of a chain are found too, and a checkpoint
+   forged without the key, or claiming another key than its chain's records, is reported.
 
-Limit: records deleted after a chain's last checkpoint (the decisions since the last flow end in
-a process that then died) leave no trace; a verifier without the key (another key id) checks the
+Limits: records deleted after a chain's last checkpoint (the decisions since the last flow end
+in a process that then died) leave no trace; a verifier without the chain's key checks the
 checkpoints' content but not their signatures (``IntegrityReport.unsigned_checkpoints``).
 
 Example::
@@ -31,27 +33,30 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass, field
 from typing import Any
 
 from otel_decisions import semconv
-from otel_decisions.decision import chain_material
+from otel_decisions.config import key_id as _key_id
+from otel_decisions.decision import chain_material, record_digest
+
+_RECORD_PREDICATE = (
+    f"(startsWith(SpanName, '{semconv.DECISION_SPAN_PREFIX}') OR SpanName = '{semconv.REVIEW_SPAN_NAME}') "
+    f"AND SpanAttributes['{semconv.DECISION_INTEGRITY_HASH}'] != ''"
+)
 
 _CHAIN_SQL = f"""
 SELECT SpanAttributes['{semconv.DECISION_INTEGRITY_CHAIN}'] AS chain,
        toInt64OrZero(SpanAttributes['{semconv.DECISION_INTEGRITY_SEQ}']) AS seq,
-       any(SpanAttributes['{semconv.DECISION_ID}']),
+       any(if(SpanName = '{semconv.REVIEW_SPAN_NAME}', SpanAttributes['{semconv.DECISION_REVIEW_ID}'],
+              SpanAttributes['{semconv.DECISION_ID}'])),
        any(toUnixTimestamp64Nano(Timestamp)),
-       any(SpanAttributes['{semconv.DECISION_TYPE}']),
-       any(SpanAttributes['{semconv.DECISION_OUTCOME}']),
-       any(SpanAttributes['{semconv.DECISION_INPUTS_DIGEST}']),
-       any(SpanAttributes['{semconv.DECISION_INTEGRITY_HASH}']),
-       any(SpanAttributes['{semconv.DECISION_INTEGRITY_PREV_HASH}']),
+       any(SpanAttributes),
        uniqExact(SpanId),
-       any(SpanAttributes['{semconv.DECISION_PSEUDONYM_KEY_ID}'])
+       uniqExact(SpanAttributes)
 FROM otel_traces
-WHERE startsWith(SpanName, '{semconv.DECISION_SPAN_PREFIX}')
-  AND SpanAttributes['{semconv.DECISION_INTEGRITY_HASH}'] != ''
+WHERE {_RECORD_PREDICATE}
 GROUP BY chain, seq
 ORDER BY chain, seq
 """
@@ -67,22 +72,35 @@ WHERE SpanName = '{semconv.CHECKPOINT_SPAN_NAME}'
 ORDER BY 1, 2
 """
 
-_TYPED_SQL = """
-SELECT decision_id, integrity_chain, integrity_seq, toUnixTimestamp64Nano(timestamp), decision_type, outcome,
-       inputs_digest, integrity_hash, integrity_prev_hash
-FROM decisions FINAL
-WHERE integrity_hash != ''
-"""
+
+def _typed_sql() -> list[tuple[str, str, str]]:
+    """(kind, rows in the typed table that no delivered span derives, delivered records with no typed row)."""
+    from otel_decisions.clickhouse import schema
+
+    checks = []
+    for table, columns, key, id_key, predicate in (
+        ("decisions", schema.DECISION_COLUMNS, "decision_id", semconv.DECISION_ID, schema.decision_span_predicate()),
+        ("decision_reviews", schema.REVIEW_COLUMNS, "review_id", semconv.DECISION_REVIEW_ID, schema.review_span_predicate()),
+    ):
+        names = ", ".join([name for name, _type, _expr in schema._SPAN_COLUMNS] + [col.name for col in columns])
+        derived = schema._typed_select(columns, "otel_traces", predicate)
+        orphans = f"SELECT {key} FROM (SELECT {names} FROM {table} FINAL EXCEPT {derived}) ORDER BY {key}"
+        missing = (
+            f"SELECT DISTINCT SpanAttributes['{id_key}'] AS id FROM otel_traces WHERE {predicate} "
+            f"AND id NOT IN (SELECT {key} FROM {table}) ORDER BY id"
+        )
+        checks.append((table, orphans, missing))
+    return checks
 
 
 @dataclass(frozen=True)
 class Problem:
     """One integrity finding."""
 
-    kind: str  # altered | missing | broken_link | forked | not_in_chain
+    kind: str  # altered | missing | broken_link | forked | forged_checkpoint | not_in_store
     chain: str
     seq: int
-    decision_id: str
+    record_id: str
     detail: str
 
 
@@ -92,7 +110,6 @@ class IntegrityReport:
 
     checked: int = 0
     chains: int = 0
-    typed_rows: int = 0
     checkpoints: int = 0
     unsigned_checkpoints: int = 0
     """Checkpoints whose signature could not be checked (signed with a key this verifier does not hold)."""
@@ -103,63 +120,61 @@ class IntegrityReport:
         return not self.problems
 
 
-def _hash(prev_hash: str, seq: int, decision_id: str, ts_ns: int, dtype: str, outcome: str, digest: str) -> str:
-    return hashlib.sha256(chain_material(prev_hash, seq, decision_id, ts_ns, dtype, outcome, digest)).hexdigest()
+def _chain_hash(prev_hash: str, seq: int, record_id: str, ts_ns: int, attributes: dict[str, str]) -> str:
+    return hashlib.sha256(chain_material(prev_hash, seq, record_id, ts_ns, record_digest(attributes))).hexdigest()
 
 
 def verify(client: Any, *, key: bytes | None = None) -> IntegrityReport:
-    """Check every chain in ``otel_traces``, every row of ``decisions`` and every checkpoint.
+    """Check every chain in ``otel_traces``, the typed tables against it, and every checkpoint.
 
     *key*: the HMAC key (``DecisionSettings.resolved_hmac_key()``) to check checkpoint signatures.
     """
-    import hmac as _hmac
-
-    from otel_decisions.config import key_id as _key_id
-
     report = IntegrityReport()
-    links: set[str] = set()
     heads: dict[str, dict[int, str]] = {}
     chain_keys: dict[str, str] = {}
     previous: tuple[str, int, str] | None = None  # chain, seq, stored hash
-    for chain, seq, decision_id, ts_ns, dtype, outcome, digest, stored, prev_hash, spans, signer in client.query(_CHAIN_SQL).result_rows:
-        chain_keys.setdefault(chain, signer)
+    for chain, seq, record_id, ts_ns, attributes, spans, versions in client.query(_CHAIN_SQL).result_rows:
         seq = int(seq)
+        attributes = dict(attributes)
+        stored = attributes.get(semconv.DECISION_INTEGRITY_HASH, "")
+        prev_hash = attributes.get(semconv.DECISION_INTEGRITY_PREV_HASH, "")
         report.checked += 1
-        links.add(stored)
         heads.setdefault(chain, {})[seq] = stored
+        chain_keys.setdefault(chain, attributes.get(semconv.DECISION_PSEUDONYM_KEY_ID, ""))
         if int(spans) > 1:
-            report.problems.append(Problem("forked", chain, seq, decision_id,
+            report.problems.append(Problem("forked", chain, seq, record_id,
                                            f"{spans} different spans claim this chain position"))
-        if _hash(prev_hash, seq, decision_id, int(ts_ns), dtype, outcome, digest) != stored:
-            report.problems.append(Problem("altered", chain, seq, decision_id,
-                                           "the stored span's fields do not produce its hash"))
+        elif int(versions) > 1:
+            report.problems.append(Problem("altered", chain, seq, record_id,
+                                           "copies of this span differ in their stored attributes"))
+        if _chain_hash(prev_hash, seq, record_id, int(ts_ns), attributes) != stored:
+            report.problems.append(Problem("altered", chain, seq, record_id,
+                                           "the stored span's attributes do not produce its hash"))
         if previous is None or previous[0] != chain:
             report.chains += 1
             if seq != 1:
-                report.problems.append(Problem("missing", chain, seq, decision_id,
+                report.problems.append(Problem("missing", chain, seq, record_id,
                                                f"chain starts at seq {seq}: records 1..{seq - 1} are missing"))
             elif prev_hash:
-                report.problems.append(Problem("broken_link", chain, seq, decision_id,
+                report.problems.append(Problem("broken_link", chain, seq, record_id,
                                                "first record of the chain names a predecessor"))
         else:
             _, prev_seq, prev_stored = previous
             if seq != prev_seq + 1:
-                report.problems.append(Problem("missing", chain, seq, decision_id,
+                report.problems.append(Problem("missing", chain, seq, record_id,
                                                f"records {prev_seq + 1}..{seq - 1} are missing before this one"))
             elif prev_hash != prev_stored:
-                report.problems.append(Problem("broken_link", chain, seq, decision_id,
+                report.problems.append(Problem("broken_link", chain, seq, record_id,
                                                f"prev_hash is not the stored hash of seq {prev_seq}"))
         previous = (chain, seq, stored)
 
-    for decision_id, chain, seq, ts_ns, dtype, outcome, digest, stored, prev_hash in client.query(_TYPED_SQL).result_rows:
-        report.typed_rows += 1
-        seq = int(seq or 0)
-        if _hash(prev_hash, seq, decision_id, int(ts_ns), dtype, outcome, digest) != stored:
-            report.problems.append(Problem("altered", chain, seq, decision_id,
-                                           "the decisions row's fields do not produce its hash"))
-        elif stored not in links:
-            report.problems.append(Problem("not_in_chain", chain, seq, decision_id,
-                                           "the decisions row's hash is not a link of any delivered chain"))
+    for table, orphans_sql, missing_sql in _typed_sql():
+        for (record_id,) in client.query(orphans_sql).result_rows:
+            report.problems.append(Problem("altered", "", 0, record_id,
+                                           f"this {table} row is not what any delivered span records"))
+        for (record_id,) in client.query(missing_sql).result_rows:
+            report.problems.append(Problem("not_in_store", "", 0, record_id,
+                                           f"delivered, but its {table} row is gone"))
 
     own_key_id = _key_id(key) if key else None
     for chain, seq, head_hash, signature, signer in client.query(_CHECKPOINT_SQL).result_rows:
@@ -170,8 +185,8 @@ def verify(client: Any, *, key: bytes | None = None) -> IntegrityReport:
                                            f"checkpoint claims key {signer!r}, the chain's records use {chain_keys[chain]!r}"))
             continue
         if own_key_id is not None and signer == own_key_id:
-            expected = _hmac.new(key, f"{chain}|{seq}|{head_hash}".encode(), "sha256").hexdigest()  # type: ignore[arg-type]
-            if not _hmac.compare_digest(expected, signature):
+            expected = hmac.new(key, f"{chain}|{seq}|{head_hash}".encode(), hashlib.sha256).hexdigest()  # type: ignore[arg-type]
+            if not hmac.compare_digest(expected, signature):
                 report.problems.append(Problem("forged_checkpoint", chain, seq, "",
                                                "checkpoint signature does not verify with the key"))
                 continue
@@ -180,10 +195,9 @@ def verify(client: Any, *, key: bytes | None = None) -> IntegrityReport:
         records = heads.get(chain, {})
         if seq not in records:
             last = max(records, default=0)
-            report.problems.append(Problem("missing", chain, seq, "",
-                                           f"checkpoint covers seq {seq} but the chain ends at {last}: "
-                                           f"records {last + 1}..{seq} are missing" if last < seq else
-                                           f"checkpointed record seq {seq} is missing"))
+            detail = (f"checkpoint covers seq {seq} but the chain ends at {last}: records {last + 1}..{seq} are missing"
+                      if last < seq else f"checkpointed record seq {seq} is missing")
+            report.problems.append(Problem("missing", chain, seq, "", detail))
         elif records[seq] != head_hash:
             report.problems.append(Problem("altered", chain, seq, "",
                                            "the record at the checkpointed position has another hash"))

@@ -1,11 +1,11 @@
 -- name: integrity_chain_breaks
--- title: Integrity of every decision hash chain (altered, missing or re-linked records)
--- description: One row per hash chain (one per recording process) over every delivered decision span: records,
--- description: sequence range, records missing from the sequence, links whose prev_hash matches no stored hash,
--- description: and records whose stored fields no longer produce their hash (recomputed here with SHA-256 over
--- description: the same material as otel_decisions.decision.chain_material). status is 'intact' or 'BROKEN'.
--- description: A chain that crosses the period's edges reports the records outside it as missing: check the whole
--- description: period for a full verdict (`otel-decisions verify` also checks the typed decisions table).
+-- title: Integrity of every hash chain: records missing from the sequence and links that do not join
+-- description: One row per hash chain (one per recording process) over every delivered decision and review span:
+-- description: records, sequence range, records missing from the sequence, links whose prev_hash matches no stored
+-- description: hash, and positions claimed by more than one span. status is 'intact' or 'BROKEN'. This is the
+-- description: structural view; `otel-decisions verify` also recomputes every hash from the stored attributes,
+-- description: checks the typed tables against the spans and the signed checkpoints. A chain that crosses the
+-- description: period's edges reports the records outside it as missing: check the whole period for a verdict.
 -- regulations: SEC Rule 17a-4(f) (non-rewriteable records); EU AI Act Art. 12; HIPAA 164.312(c)(1) (integrity)
 -- param: start DateTime64(3) = 1970-01-01 00:00:00 | start of the period, inclusive (UTC)
 -- param: end DateTime64(3) = 2100-01-01 00:00:00 | end of the period, exclusive (UTC)
@@ -15,16 +15,12 @@ WITH records AS (
         toInt64OrZero(SpanAttributes['decision.integrity.seq']) AS seq,
         any(SpanAttributes['decision.integrity.hash']) AS stored_hash,
         any(SpanAttributes['decision.integrity.prev_hash']) AS prev_hash,
-        any(lower(hex(SHA256(concat(
-            SpanAttributes['decision.integrity.prev_hash'], '|', SpanAttributes['decision.integrity.seq'], '|',
-            SpanAttributes['decision.id'], '|', toString(toUnixTimestamp64Nano(Timestamp)), '|',
-            SpanAttributes['decision.type'], '|', SpanAttributes['decision.outcome'], '|',
-            SpanAttributes['decision.inputs.digest']))))) AS computed_hash,
+        uniqExact(SpanId) AS spans,
         any(ServiceName) AS service_name,
-        min(Timestamp) AS decided_at
+        min(Timestamp) AS recorded_at
     FROM otel_traces
     WHERE Timestamp >= {start:DateTime64(3)} AND Timestamp < {end:DateTime64(3)}
-      AND startsWith(SpanName, 'decision ')
+      AND (startsWith(SpanName, 'decision ') OR SpanName = 'decision.review')
       AND SpanAttributes['decision.integrity.hash'] != ''
     GROUP BY chain, seq
 ),
@@ -37,10 +33,10 @@ SELECT
     max(seq) AS last_seq,
     toInt64(max(seq) - min(seq) + 1 - count()) + toInt64(min(seq) - 1) AS missing_records,
     countIf(prev_hash != '' AND prev_hash NOT IN (SELECT stored_hash FROM known)) AS broken_links,
-    countIf(computed_hash != stored_hash) AS altered_records,
-    min(decided_at) AS first_decision_at,
-    max(decided_at) AS last_decision_at,
-    if(missing_records = 0 AND broken_links = 0 AND altered_records = 0, 'intact', 'BROKEN') AS status
+    countIf(spans > 1) AS forked_positions,
+    min(recorded_at) AS first_record_at,
+    max(recorded_at) AS last_record_at,
+    if(missing_records = 0 AND broken_links = 0 AND forked_positions = 0, 'intact', 'BROKEN') AS status
 FROM records
 GROUP BY chain
-ORDER BY status = 'intact', first_decision_at, chain
+ORDER BY status = 'intact', first_record_at, chain

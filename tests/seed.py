@@ -31,7 +31,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Link, Status, StatusCode
 
 from otel_decisions import semconv
-from otel_decisions.decision import chain_material
+from otel_decisions.decision import chain_material, record_digest
 
 SEED_CHAIN = "5eed0000-0000-4000-8000-000000000001"
 """Integrity chain id of every seeded decision."""
@@ -215,10 +215,7 @@ def build_seed(
         if i == n // 2 and n >= 20:
             chain_prev = "0" * 64  # a tampered / missing predecessor
             data.broken_chain.append(decision_id)
-        this_hash = hashlib.sha256(
-            chain_material(chain_prev, i + 1, decision_id, at, decision_type, outcome, digest)
-        ).hexdigest()
-        prev_hash = this_hash
+        this_hash = ""  # set below, once every attribute the hash covers is known
         task_run_id = new_id()
         task_name = "score-application" if decision_type == "credit.approval" else "triage-patient"
         parent = task_span(task_run_id, task_name, flow_run_id, at - 2_000_000)
@@ -288,6 +285,10 @@ def build_seed(
         }
         if confidence is not None:
             attributes[semconv.DECISION_CONFIDENCE] = confidence
+        this_hash = hashlib.sha256(
+            chain_material(chain_prev, i + 1, decision_id, at, record_digest(attributes))
+        ).hexdigest()
+        attributes[semconv.DECISION_INTEGRITY_HASH] = record.integrity_hash = prev_hash = this_hash
         span = tracer.start_span(
             semconv.DECISION_SPAN_PREFIX + decision_type,
             context=trace.set_span_in_context(parent),

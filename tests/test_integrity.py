@@ -46,7 +46,7 @@ def test_intact_store_verifies(stored):
     assert report.ok, report.problems
     assert report.checked == 10 and report.chains == 1
     result = CliRunner().invoke(app, ["verify", "--dsn", dsn])
-    assert result.exit_code == 0 and "10 decisions in 1 chains verified" in result.output
+    assert result.exit_code == 0 and "10 records in 1 chains verified" in result.output
 
 
 def test_altered_outcome_is_found(stored):
@@ -55,7 +55,7 @@ def test_altered_outcome_is_found(stored):
     client.command(f"ALTER TABLE decisions UPDATE outcome = 'approve' WHERE decision_id = '{target.id}' "
                    "SETTINGS mutations_sync = 2")
     report = verify(client)
-    assert [(p.kind, p.decision_id) for p in report.problems] == [("altered", target.id)]
+    assert [(p.kind, p.record_id) for p in report.problems] == [("altered", target.id)]
     result = CliRunner().invoke(app, ["verify", "--dsn", dsn])
     assert result.exit_code == 1 and "altered" in result.output
 
@@ -76,7 +76,7 @@ def test_altered_span_in_otel_traces_is_found(stored):
     target = recorded[2]
     client.command("ALTER TABLE otel_traces UPDATE SpanAttributes = mapUpdate(SpanAttributes, map('decision.outcome', 'approve')) "
                    f"WHERE SpanAttributes['decision.id'] = '{target.id}' SETTINGS mutations_sync = 2")
-    kinds = {(p.kind, p.decision_id) for p in verify(client).problems}
+    kinds = {(p.kind, p.record_id) for p in verify(client).problems}
     assert ("altered", target.id) in kinds
 
 
@@ -102,7 +102,7 @@ def test_decision_recorded_again_by_a_retry_is_not_a_break(tmp_path):
     exporter.shutdown()
     report = verify(client)
     assert report.ok, report.problems
-    assert report.checked == 3 and report.typed_rows == 2
+    assert report.checked == 3
 
 
 
@@ -135,3 +135,60 @@ def test_a_checkpoint_forged_without_the_key_is_reported(stored):
     # a verifier without the key cannot tell, and says it did not check the signature
     unkeyed = verify(client)
     assert unkeyed.ok and unkeyed.unsigned_checkpoints == 1
+
+
+@pytest.fixture
+def stored_with_review(tmp_path):
+    import importlib
+
+    dsn = fresh_chdb_dsn("integrity_reviews")
+    client = get_client(dsn)
+    apply_migrations(client)
+    importlib.import_module("otel_decisions.decision")._chain._reset()
+    memory = InMemorySpanExporter()
+    otel_decisions.configure(exporters=["none"], span_exporters=[memory], durable=False,
+                             data_dir=str(tmp_path), hmac_key=TEST_HMAC_KEY)
+    first = otel_decisions.record_decision(type="credit.approval", outcome="deny", confidence=0.55,
+                                           reasons=["Income insufficient", "Delinquent obligations"], inputs={"i": 1})
+    review_id = otel_decisions.record_review(first, reviewer="analyst-2", action="override", new_outcome="approve")
+    otel_decisions.record_decision(type="credit.approval", outcome="approve", confidence=0.9, inputs={"i": 2})
+    otel_decisions.force_flush()
+    exporter = ClickHouseSpanExporter(dsn)
+    exporter.export(memory.get_finished_spans())
+    exporter.shutdown()
+    assert verify(client, key=TEST_HMAC_KEY.encode()).ok
+    return client, first, review_id
+
+
+@pytest.mark.parametrize(
+    ("tamper", "expected_kind"),
+    [
+        # the typed table every query reads: a changed reason, confidence or model is found
+        ("ALTER TABLE decisions UPDATE reasons = ['Length of employment'] WHERE decision_id = '{first}'", "altered"),
+        ("ALTER TABLE decisions UPDATE confidence = 0.99 WHERE decision_id = '{first}'", "altered"),
+        # a row deleted from the typed table only
+        ("ALTER TABLE decisions DELETE WHERE decision_id = '{first}'", "not_in_store"),
+        # a review deleted from the typed table only, or from both tables
+        ("ALTER TABLE decision_reviews DELETE WHERE review_id = '{review}'", "not_in_store"),
+        # any stored attribute of the span itself (not only id/type/outcome) is covered by its hash
+        ("ALTER TABLE otel_traces UPDATE SpanAttributes = mapUpdate(SpanAttributes, map('decision.confidence', '0.99')) "
+         "WHERE SpanAttributes['decision.id'] = '{first}' AND SpanName != 'decision.review'", "altered"),
+        # a review deleted everywhere breaks the chain: reviews are links too
+        ("ALTER TABLE otel_traces DELETE WHERE SpanName = 'decision.review'", "missing"),
+    ],
+)
+def test_tampering_with_any_field_or_table_is_found(stored_with_review, tamper, expected_kind):
+    client, first, review_id = stored_with_review
+    client.command(tamper.format(first=first.id, review=review_id) + " SETTINGS mutations_sync = 2")
+    if "DELETE WHERE SpanName = 'decision.review'" in tamper:
+        client.command(f"ALTER TABLE decision_reviews DELETE WHERE review_id = '{review_id}' SETTINGS mutations_sync = 2")
+    kinds = {p.kind for p in verify(client, key=TEST_HMAC_KEY.encode()).problems}
+    assert expected_kind in kinds, kinds
+
+
+def test_a_row_inserted_behind_the_pipelines_back_is_found(stored_with_review):
+    client, first, _ = stored_with_review
+    client.command("INSERT INTO decisions (decision_id, timestamp, decision_type, outcome) "
+                   "VALUES ('6f1c1a9e-0000-4000-8000-000000000001', now64(9), 'credit.approval', 'approve')")
+    problems = verify(client).problems
+    assert [(p.kind, p.record_id) for p in problems] == [("altered", "6f1c1a9e-0000-4000-8000-000000000001")]

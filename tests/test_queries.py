@@ -330,19 +330,7 @@ def test_integrity_chain_breaks(store):
     (chain,) = rows
     assert chain["chain"] == SEED_CHAIN and chain["status"] == "BROKEN"
     assert chain["records"] == len(data.decisions) and (chain["first_seq"], chain["last_seq"]) == (1, len(data.decisions))
-    assert (chain["broken_links"], chain["missing_records"], chain["altered_records"]) == (len(data.broken_chain), 0, 0)
-    # alter one stored span: the query recomputes the SHA-256 and counts it
-    victim = data.decisions[3].decision_id
-    client.command("ALTER TABLE otel_traces UPDATE SpanAttributes = mapUpdate(SpanAttributes, map('decision.outcome', 'x')) "
-                   f"WHERE SpanAttributes['decision.id'] = '{victim}' SETTINGS mutations_sync = 2")
-    try:
-        (chain,) = run(client, "integrity_chain_breaks")
-        assert chain["altered_records"] == 1
-    finally:
-        original = data.decisions[3].outcome
-        client.command("ALTER TABLE otel_traces UPDATE SpanAttributes = mapUpdate(SpanAttributes, "
-                       f"map('decision.outcome', '{original}')) WHERE SpanAttributes['decision.id'] = '{victim}' "
-                       "SETTINGS mutations_sync = 2")
+    assert (chain["broken_links"], chain["missing_records"], chain["forked_positions"]) == (len(data.broken_chain), 0, 0)
 
 
 def test_model_inventory(store):

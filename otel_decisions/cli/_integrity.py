@@ -32,13 +32,13 @@ def register(app: typer.Typer) -> None:
         report = run_verify(get_client(dsn), key=key)
         unsigned = f", {report.unsigned_checkpoints} with another key's signature (unchecked)" if report.unsigned_checkpoints else ""
         if report.ok:
-            console.print(f"[green]ok[/]: {report.checked} decisions in {report.chains} chains verified, "
+            console.print(f"[green]ok[/]: {report.checked} records in {report.chains} chains verified, "
                           f"{report.checkpoints} checkpoints{unsigned}")
             return
-        table = Table(title=f"{len(report.problems)} integrity problems in {report.checked} decisions")
-        for column in ("kind", "chain", "seq", "decision_id", "detail"):
+        table = Table(title=f"{len(report.problems)} integrity problems in {report.checked} records")
+        for column in ("kind", "chain", "seq", "record", "detail"):
             table.add_column(column)
         for p in report.problems:
-            table.add_row(p.kind, p.chain, str(p.seq), p.decision_id, p.detail)
+            table.add_row(p.kind, p.chain, str(p.seq), p.record_id, p.detail)
         console.print(table)
         raise typer.Exit(code=1)
