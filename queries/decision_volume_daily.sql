@@ -12,7 +12,7 @@ SELECT
     automation,
     count() AS decisions,
     countIf(has({adverse_outcomes:Array(String)}, outcome)) AS adverse,
-    countIf(decision_id IN (SELECT decision_id FROM decision_reviews)) AS reviewed
+    countIf(decision_id IN (SELECT decision_id FROM decision_reviews WHERE action != 'comment')) AS reviewed
 FROM decisions FINAL
 WHERE timestamp >= {start:DateTime64(3)} AND timestamp < {end:DateTime64(3)}
 GROUP BY day, decision_type, automation

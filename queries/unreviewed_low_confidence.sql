@@ -31,5 +31,6 @@ WHERE timestamp >= {start:DateTime64(3)}
         OR (confidence IS NOT NULL AND confidence < {min_confidence:Float64})
         OR (score IS NOT NULL AND threshold IS NOT NULL AND abs(score - threshold) < {threshold_margin:Float64})
       )
-  AND decision_id NOT IN (SELECT decision_id FROM decision_reviews)
+  -- a comment is not oversight: only a reviewer's decision (approve, override, escalate, reject) counts
+  AND decision_id NOT IN (SELECT decision_id FROM decision_reviews WHERE action != 'comment')
 ORDER BY timestamp, decision_id

@@ -140,6 +140,7 @@ class Shipper:
         self._batch_limit = settings.export_batch_size
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._directory_errors: set[tuple[str, str]] = set()
         self._give_up_at: float | None = None
         self._thread: threading.Thread | None = None
         self._failing_since: float | None = None
@@ -207,8 +208,18 @@ class Shipper:
         for directory in dirs:
             if self._stop.is_set() and self._past_deadline():
                 break
-            progressed |= self._ship_directory(directory, own=directory == own)
+            try:
+                progressed |= self._ship_directory(directory, own=directory == own)
+            except Exception as exc:  # noqa: BLE001 - one unreadable spool must not stop the others
+                self._report_directory_error(directory, exc)
         return progressed
+
+    def _report_directory_error(self, directory: Path, exc: Exception) -> None:
+        key = (directory.name, type(exc).__name__)
+        if key not in self._directory_errors:
+            self._directory_errors.add(key)
+            logger.error("otel-decisions delivery: cannot ship spool %s (%s: %s); its records stay on disk, "
+                         "the other spools are still shipped", directory, type(exc).__name__, exc)
 
     def has_pending(self) -> bool:
         """Anything readable not yet acknowledged (cheap: compares offsets with file sizes)."""

@@ -406,16 +406,28 @@ class SpoolWriter:
             self._retired_fds = []
             self._since_commit = 0
             closed = self._closed
+        failed = False
+        unsynced_retired: list[int] = []
         for index, fd in enumerate(fds):
             if fd < 0:
                 continue
+            retired = index < len(fds) - 1
             try:
                 os.fsync(fd)
             except OSError as exc:  # a failing disk must be loud, the records stay in the page cache
                 logger.error("otel-decisions delivery: fsync of the spool failed: %s", exc)
+                failed = True
+                if retired:
+                    unsynced_retired.append(fd)  # still open: retried at the next commit
                 continue
-            if index < len(fds) - 1 or closed:
+            if retired or closed:
                 os.close(fd)
+        if failed:
+            # After a failed fsync the kernel may have dropped the dirty pages ("fsyncgate"): never
+            # report those records as durable; strict callers keep waiting, the shipper still delivers.
+            with self._lock:
+                self._retired_fds = unsynced_retired + self._retired_fds
+            return closed
         if target > self.durable:
             with self._durable_cond:
                 self.durable = target
