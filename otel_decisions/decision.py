@@ -25,7 +25,6 @@ import enum
 import dataclasses
 import functools
 import hashlib
-import json
 import inspect
 import logging
 import math
@@ -210,15 +209,18 @@ def record_digest(attributes: Mapping[str, Any]) -> str:
     Values are rendered as the ClickHouse exporters store them (the collector's ``AsString``), so
     ``otel-decisions verify`` recomputes the same digest from ``otel_traces.SpanAttributes``:
     changing any stored field — reasons, confidence, model version, rationale — breaks the chain.
+    Each key and value is length-prefixed, so no two different records share a digest input.
     """
     from otel_decisions.clickhouse.mapping import attribute_to_string
 
-    items = sorted(
-        (key, value if type(value) is str else attribute_to_string(value))
-        for key, value in attributes.items()
-        if not key.startswith(UNHASHED_PREFIXES)
-    )
-    return hashlib.sha256(json.dumps(items, ensure_ascii=False, separators=(",", ":")).encode()).hexdigest()
+    parts = []
+    for key in sorted(attributes):
+        if key.startswith(UNHASHED_PREFIXES):
+            continue
+        value = attributes[key]
+        text = value if type(value) is str else attribute_to_string(value)
+        parts.append(f"{len(key)}:{key}{len(text)}:{text}")
+    return hashlib.sha256("".join(parts).encode()).hexdigest()
 
 
 def chain_material(prev_hash: str, seq: int, record_id: str, timestamp_ns: int, digest: str) -> bytes:
