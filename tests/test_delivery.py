@@ -251,3 +251,43 @@ def test_spool_is_private_to_its_user(tmp_path: Path) -> None:
     assert stat.S_IMODE(segment.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE(segment.stat().st_mode) == 0o600
     provider.shutdown()
+
+
+def test_a_write_that_fails_part_way_is_cut_back_and_reported(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """Disk full in the middle of a record: the call fails loudly, and every record before and after is delivered."""
+    import errno
+
+    import pytest
+
+    from otel_decisions.delivery import _spool
+    from otel_decisions.errors import OtelDecisionsError
+
+    settings = DecisionSettings(data_dir=tmp_path)
+    exporter = InMemorySpanExporter()
+    processor = DurableSpanProcessor([exporter], settings)
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("t")
+    before = _decision(tracer)
+
+    real_write = _spool.os.write
+    calls = {"n": 0}
+
+    def disk_full_once(fd: int, data: bytes) -> int:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            real_write(fd, bytes(data)[: len(data) // 2])  # a torn half-record reaches the file
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(_spool.os, "write", disk_full_once)
+    with pytest.raises(OtelDecisionsError, match="could not write the decision spool.*not kept"):
+        _decision(tracer)
+    after = _decision(tracer)
+    monkeypatch.setattr(_spool.os, "write", real_write)
+    assert processor.force_flush(30_000)
+    delivered = sorted(s.attributes[semconv.DECISION_ID] for s in exporter.get_finished_spans())
+    assert delivered == sorted([before, after])
+    status = delivery_status(settings)
+    assert status.quarantined_regions == 0 and status.pending == 0
+    provider.shutdown()

@@ -241,9 +241,12 @@ class SpoolWriter:
             size = len(data)
             if not self._closed and self._own_bytes + self._others_bytes + size <= self._quota:
                 # fast path: one write(2); the kernel holds it even if this process dies next
-                written = os.write(self._fd, data)
-                if written != size:
-                    self._write_rest(data, written)
+                try:
+                    written = os.write(self._fd, data)
+                    if written != size:
+                        self._write_rest(data, written)
+                except OSError as exc:
+                    self._undo_torn_write_locked(exc)
                 self._offset += size
                 self._own_bytes += size
                 self.spooled += 1
@@ -263,6 +266,21 @@ class SpoolWriter:
             with self._durable_cond:
                 while self.durable < seq:
                     self._durable_cond.wait(1.0)
+
+    def _undo_torn_write_locked(self, exc: OSError) -> None:
+        """A write failed part-way (disk full, I/O error): cut the segment back to its last whole
+        record so later records stay readable, forget the definitions it may have lost, and fail
+        the recording call loudly — nothing is silently dropped."""
+        try:
+            os.ftruncate(self._fd, self._offset)
+        except OSError:
+            pass  # the reader's checksums still find the torn tail and quarantine it
+        self._encoder.new_segment()
+        self.rejected += 1
+        raise OtelDecisionsError(
+            f"could not write the decision spool in {self.directory} ({exc}); this record was not kept. "
+            "Free disk space or move spool_dir (OTEL_DECISIONS_SPOOL_DIR) to a healthy volume."
+        ) from exc
 
     def _write_rest(self, data: bytes, written: int) -> None:
         view = memoryview(data)[written:]
