@@ -17,27 +17,39 @@ from .conftest import TEST_HMAC_KEY
 from .seed import fresh_chdb_dsn
 
 
+class _Store:
+    """A fresh chDB database and a fresh hash chain (as in a new process), capturing in memory until stored."""
+
+    def __init__(self, tmp_path, name: str) -> None:
+        import importlib
+
+        self.dsn = fresh_chdb_dsn(name)
+        self.client = get_client(self.dsn)
+        apply_migrations(self.client)
+        importlib.import_module("otel_decisions.decision")._chain._reset()  # this database holds the whole chain
+        self.memory = InMemorySpanExporter()
+        otel_decisions.configure(exporters=["none"], span_exporters=[self.memory], durable=False,
+                                 data_dir=str(tmp_path), hmac_key=TEST_HMAC_KEY)
+
+    def store(self, *, redeliver_first: bool = False) -> None:
+        """Flush (which records a checkpoint) and write every captured span through the exporter."""
+        otel_decisions.force_flush()
+        exporter = ClickHouseSpanExporter(self.dsn)
+        spans = self.memory.get_finished_spans()
+        exporter.export(spans)
+        if redeliver_first:
+            exporter.export(spans[:1])
+        exporter.shutdown()
+
+
 @pytest.fixture
 def stored(tmp_path):
     """Ten decisions recorded through the capture API and stored in a fresh chDB database."""
-    dsn = fresh_chdb_dsn("integrity")
-    client = get_client(dsn)
-    apply_migrations(client)
-    memory = InMemorySpanExporter()
-    import importlib
-
-    decision_module = importlib.import_module("otel_decisions.decision")
-
-    decision_module._chain._reset()  # a new process's chain: this database holds all of it
-    otel_decisions.configure(exporters=["none"], span_exporters=[memory], durable=False,
-                             data_dir=str(tmp_path), hmac_key=TEST_HMAC_KEY)
+    store = _Store(tmp_path, "integrity")
     recorded = [otel_decisions.record_decision(type="credit.approval", outcome="deny" if i % 3 else "approve",
                                                confidence=0.6, inputs={"i": i}) for i in range(10)]
-    otel_decisions.force_flush()
-    exporter = ClickHouseSpanExporter(dsn)
-    exporter.export(memory.get_finished_spans())
-    exporter.shutdown()
-    return dsn, client, recorded
+    store.store()
+    return store.dsn, store.client, recorded
 
 
 def test_intact_store_verifies(stored):
@@ -82,24 +94,12 @@ def test_altered_span_in_otel_traces_is_found(stored):
 
 def test_decision_recorded_again_by_a_retry_is_not_a_break(tmp_path):
     """A retried task may record the same decision (same id) again: a new link, not tampering."""
-    import importlib
-
-    dsn = fresh_chdb_dsn("integrity_retry")
-    client = get_client(dsn)
-    apply_migrations(client)
-    importlib.import_module("otel_decisions.decision")._chain._reset()
-    memory = InMemorySpanExporter()
-    otel_decisions.configure(exporters=["none"], span_exporters=[memory], durable=False,
-                             data_dir=str(tmp_path), hmac_key=TEST_HMAC_KEY)
+    store = _Store(tmp_path, "integrity_retry")
     first = otel_decisions.record_decision(type="t", outcome="deny", confidence=0.6)
     otel_decisions.record_decision(type="t", outcome="approve", confidence=0.7)
     otel_decisions.record_decision(otel_decisions.Decision(type="t", outcome="deny", confidence=0.6, id=first.id))
-    otel_decisions.force_flush()
-    exporter = ClickHouseSpanExporter(dsn)
-    spans = memory.get_finished_spans()
-    exporter.export(spans)
-    exporter.export(spans[:1])  # and a re-delivery of the first span
-    exporter.shutdown()
+    store.store(redeliver_first=True)  # and a re-delivery of the first span
+    client = store.client
     report = verify(client)
     assert report.ok, report.problems
     assert report.checked == 3
@@ -139,23 +139,13 @@ def test_a_checkpoint_forged_without_the_key_is_reported(stored):
 
 @pytest.fixture
 def stored_with_review(tmp_path):
-    import importlib
-
-    dsn = fresh_chdb_dsn("integrity_reviews")
-    client = get_client(dsn)
-    apply_migrations(client)
-    importlib.import_module("otel_decisions.decision")._chain._reset()
-    memory = InMemorySpanExporter()
-    otel_decisions.configure(exporters=["none"], span_exporters=[memory], durable=False,
-                             data_dir=str(tmp_path), hmac_key=TEST_HMAC_KEY)
+    store = _Store(tmp_path, "integrity_reviews")
     first = otel_decisions.record_decision(type="credit.approval", outcome="deny", confidence=0.55,
                                            reasons=["Income insufficient", "Delinquent obligations"], inputs={"i": 1})
     review_id = otel_decisions.record_review(first, reviewer="analyst-2", action="override", new_outcome="approve")
     otel_decisions.record_decision(type="credit.approval", outcome="approve", confidence=0.9, inputs={"i": 2})
-    otel_decisions.force_flush()
-    exporter = ClickHouseSpanExporter(dsn)
-    exporter.export(memory.get_finished_spans())
-    exporter.shutdown()
+    store.store()
+    client = store.client
     assert verify(client, key=TEST_HMAC_KEY.encode()).ok
     return client, first, review_id
 
