@@ -53,6 +53,9 @@ from otel_decisions.delivery._spool import (
     write_json,
 )
 
+_BURST_COURTESY_S = 0.01
+_BURST_RECORDS = 256
+
 logger = logging.getLogger("otel_decisions.delivery")
 
 _READ_CHUNK = 4 << 20
@@ -141,6 +144,7 @@ class Shipper:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._directory_errors: set[tuple[str, str]] = set()
+        self._captured_at_last_pass = 0
         self._give_up_at: float | None = None
         self._thread: threading.Thread | None = None
         self._failing_since: float | None = None
@@ -172,8 +176,22 @@ class Shipper:
                 if not progressed:
                     self._wake.wait(self.poll_interval_s)
                     self._wake.clear()
+                elif self._recording_burst():
+                    # The application is recording flat out in this process: leave it the
+                    # interpreter for a moment. The spool absorbs the burst; delivery catches up.
+                    self._stop.wait(_BURST_COURTESY_S)
         finally:
             detach(token)
+
+    def _recording_burst(self) -> bool:
+        """More than a few hundred records captured in this process since the last pass."""
+        writer = self.writer
+        if writer is None:
+            return False
+        captured = writer.captured
+        burst = captured - self._captured_at_last_pass > _BURST_RECORDS
+        self._captured_at_last_pass = captured
+        return burst
 
     def stop(self, deadline: float) -> None:
         """Keep shipping until nothing is pending or ``deadline`` (monotonic), then stop the thread."""
