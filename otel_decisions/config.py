@@ -208,7 +208,7 @@ class DecisionSettings(BaseSettings):
     durable_span_names: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Extra span names (besides decision and review spans) to deliver durably."
     )
-    export_batch_size: int = Field(default=2048, ge=1, le=1_000_000, description="Spans per export batch.")
+    export_batch_size: int = Field(default=512, ge=1, le=1_000_000, description="Spans per export batch.")
     retry_initial_backoff_s: float = Field(default=0.2, gt=0, description="First retry delay of the shipper.")
     retry_max_backoff_s: float = Field(default=30.0, gt=0, description="Cap of the shipper's exponential backoff.")
 
