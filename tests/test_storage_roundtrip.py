@@ -195,7 +195,7 @@ def test_exporter_batches_large_exports():
     from tests.seed import build_seed
 
     client = get_client(fresh_chdb_dsn("batches"))
-    exporter = ClickHouseSpanExporter(client=client, settings=DecisionSettings(export_batch_size=7))
+    exporter = ClickHouseSpanExporter(client=client, settings=DecisionSettings(), insert_rows=7)
     data = build_seed(25, seed=9)
     assert exporter.export(data.spans) is SpanExportResult.SUCCESS
     assert exporter.exported == len(data.spans)

@@ -56,7 +56,10 @@ class ClickHouseSpanExporter(SpanExporter):
         settings: DecisionSettings | None = None,
         client: Any | None = None,
         ensure_schema: bool = True,
+        insert_rows: int = 10_000,
     ) -> None:
+        if insert_rows < 1:
+            raise ValueError(f"insert_rows: must be at least 1, got {insert_rows}")
         self._settings = settings
         self._dsn = dsn
         self._client = client
@@ -65,7 +68,9 @@ class ClickHouseSpanExporter(SpanExporter):
         self._schema_ready = False
         self._lock = threading.Lock()
         self._shutdown = False
-        self._batch_size = settings.export_batch_size if settings is not None else 10_000
+        # Rows per INSERT: ClickHouse wants few, large inserts (each makes a part). Independent of
+        # export_batch_size, which sizes what the shipper hands over per call.
+        self._batch_size = insert_rows
         self.exported = 0
         """Spans written so far (for health checks and tests)."""
 
