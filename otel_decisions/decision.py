@@ -247,6 +247,18 @@ class _HashChain:
         self._ended = 0
         self._checkpointed = 0
 
+    def unlink(self, seq: int, prev_hash: str) -> None:
+        """Take back link *seq* whose record was refused, if nothing was linked after it.
+
+        (With another thread's record already linked behind it, the gap stays and ``verify``
+        reports it: the refusal was loud, at the recording call.)
+        """
+        with self._lock:
+            if self._seq == seq:
+                self._seq -= 1
+                self._prev = prev_hash
+                self._ended -= 1  # the caller's ``ended()`` still follows
+
     def ended(self) -> None:
         """A linked record's span has ended (so it is spooled): checkpoints may cover it."""
         with self._lock:
@@ -366,13 +378,14 @@ def prefect_identity() -> dict[str, str]:
 
 
 # --- recording ---------------------------------------------------------------------------
-def _seal(attrs: dict[str, Any], record_id: str, timestamp_ns: int) -> None:
+def _seal(attrs: dict[str, Any], record_id: str, timestamp_ns: int) -> tuple[int, str]:
     """Link a finished record (every other attribute set) into this process's hash chain."""
     chain_id, seq, chain_hash, prev_hash = _chain.link(record_id, timestamp_ns, record_digest(attrs))
     attrs[semconv.DECISION_INTEGRITY_CHAIN] = chain_id
     attrs[semconv.DECISION_INTEGRITY_SEQ] = seq
     attrs[semconv.DECISION_INTEGRITY_HASH] = chain_hash
     attrs[semconv.DECISION_INTEGRITY_PREV_HASH] = prev_hash
+    return seq, prev_hash
 
 
 def _emit(decision: Decision, source: semconv.DecisionSource, raw_inputs_given: bool) -> Decision:
@@ -435,7 +448,7 @@ def _emit(decision: Decision, source: semconv.DecisionSource, raw_inputs_given: 
         attrs[semconv.DECISION_REDACTED] = record.redacted
     identity = prefect_identity()
     attrs.update(identity)
-    _seal(attrs, decision.id, now)
+    seq, prev_hash = _seal(attrs, decision.id, now)
     try:
         span = runtime.tracer.start_span(
             semconv.DECISION_SPAN_PREFIX + attrs[semconv.DECISION_TYPE],
@@ -445,6 +458,9 @@ def _emit(decision: Decision, source: semconv.DecisionSource, raw_inputs_given: 
         )
         ctx = span.get_span_context()
         span.end(end_time=now)
+    except BaseException:
+        _chain.unlink(seq, prev_hash)  # refused (e.g. spool quota): not a record, not a gap
+        raise
     finally:
         _chain.ended()
     if not span.is_recording() and not ctx.trace_flags.sampled:
@@ -739,11 +755,14 @@ def record_review(
     attrs.update(prefect_identity())
     links = [Link(link_ctx, {semconv.DECISION_ID: decision_id})] if link_ctx is not None else []
     now = time.time_ns()
-    _seal(attrs, review_id, now)  # reviews are links of the same chain: deleting one is found
+    seq, prev_hash = _seal(attrs, review_id, now)  # reviews are links of the same chain: deleting one is found
     try:
         span = runtime.tracer.start_span(semconv.REVIEW_SPAN_NAME, kind=SpanKind.INTERNAL, attributes=attrs,
                                          links=links, start_time=now)
         span.end(end_time=now)
+    except BaseException:
+        _chain.unlink(seq, prev_hash)
+        raise
     finally:
         _chain.ended()
     return review_id

@@ -182,3 +182,49 @@ def test_a_row_inserted_behind_the_pipelines_back_is_found(stored_with_review):
                    "VALUES ('6f1c1a9e-0000-4000-8000-000000000001', now64(9), 'credit.approval', 'approve')")
     problems = verify(client).problems
     assert [(p.kind, p.record_id) for p in problems] == [("altered", "6f1c1a9e-0000-4000-8000-000000000001")]
+
+
+def test_a_refused_record_leaves_no_gap_in_the_chain(tmp_path):
+    """The store refusing a decision (e.g. quota policy 'fail') fails the call; the chain stays whole."""
+    import importlib
+
+    from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    memory = InMemorySpanExporter()
+
+    class RefuseSecondDecision(SpanProcessor):
+        """Stands where the durable spool stands: a refused record is never stored."""
+
+        def __init__(self) -> None:
+            self.inner, self.calls = SimpleSpanProcessor(memory), 0
+
+        def on_end(self, span) -> None:  # noqa: ANN001
+            if span.name.startswith("decision "):
+                self.calls += 1
+                if self.calls == 2:
+                    raise RuntimeError("spool quota reached")
+            self.inner.on_end(span)
+
+    provider = TracerProvider()
+    provider.add_span_processor(RefuseSecondDecision())
+    importlib.import_module("otel_decisions.decision")._chain._reset()
+    otel_decisions.configure(tracer_provider=provider, exporters=["none"], durable=False,
+                             data_dir=str(tmp_path), hmac_key=TEST_HMAC_KEY)
+    try:
+        otel_decisions.record_decision(type="t", outcome="a")
+        with pytest.raises(RuntimeError, match="quota"):
+            otel_decisions.record_decision(type="t", outcome="b")
+        otel_decisions.record_decision(type="t", outcome="c")
+        otel_decisions.force_flush()
+    finally:
+        otel_decisions.shutdown()
+    dsn = fresh_chdb_dsn("integrity_refused")
+    client = get_client(dsn)
+    apply_migrations(client)
+    exporter = ClickHouseSpanExporter(dsn)
+    exporter.export(memory.get_finished_spans())
+    exporter.shutdown()
+    report = verify(client, key=TEST_HMAC_KEY.encode())
+    assert report.ok, report.problems
+    assert report.checked == 2 and report.checkpoints == 1
