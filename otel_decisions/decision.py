@@ -337,6 +337,10 @@ class _Registry:
                 self.per_flow[flow_run] = self.per_flow.get(flow_run, 0) + 1
             if task_run:
                 self.per_task[task_run] = self.per_task.get(task_run, 0) + 1
+            # Runs that fail (or end in another process) are never popped: keep the maps bounded.
+            for counts in (self.per_flow, self.per_task):
+                if len(counts) > self._max:
+                    del counts[next(iter(counts))]
 
     def lookup(self, decision_id: str) -> tuple[SpanContext, int, str] | None:
         with self._lock:
