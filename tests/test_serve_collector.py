@@ -303,3 +303,9 @@ def test_flow_to_collector_to_serve_while_another_process_queries(served: ServeP
         parameters={"id": decision_id},
     ).result_rows
     assert typed == [("credit.approval", "approve", 0.87, ["income_to_debt", "payment_history"], "credit-gbm", "3.1.0")]
+    # The real collector rendered every attribute (floats, bools, arrays) exactly as the
+    # Python path does: the integrity chain, which hashes the stored strings, verifies.
+    from otel_decisions.integrity import verify
+
+    report = verify(_client(served.url))
+    assert report.checked >= 1 and report.ok, report.problems
