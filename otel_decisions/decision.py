@@ -42,6 +42,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
 
 from otel_decisions import semconv
+from otel_decisions.errors import OtelDecisionsError
 from otel_decisions.privacy import PrivacyRecord, to_jsonable
 
 logger = logging.getLogger("otel_decisions")
@@ -462,8 +463,11 @@ def _emit(decision: Decision, source: semconv.DecisionSource, raw_inputs_given: 
         )
         ctx = span.get_span_context()
         span.end(end_time=now)
-    except BaseException:
-        _chain.unlink(seq, prev_hash)  # refused (e.g. spool quota): not a record, not a gap
+    except OtelDecisionsError:
+        # The store refused the record (spool quota, disk error): not a record, so not a gap.
+        # Any other exception (a timeout or cancellation arriving now) may come after the record
+        # was spooled, so the link stays.
+        _chain.unlink(seq, prev_hash)
         raise
     finally:
         _chain.ended()
@@ -764,7 +768,7 @@ def record_review(
         span = runtime.tracer.start_span(semconv.REVIEW_SPAN_NAME, kind=SpanKind.INTERNAL, attributes=attrs,
                                          links=links, start_time=now)
         span.end(end_time=now)
-    except BaseException:
+    except OtelDecisionsError:
         _chain.unlink(seq, prev_hash)
         raise
     finally:

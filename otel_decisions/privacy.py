@@ -41,7 +41,8 @@ _MAX_DEPTH = 32
 _EMAIL = r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}"
 _SSN = r"\b\d{3}[- ]\d{2}[- ]\d{4}\b|\b(?<!\d)\d{9}(?!\d)\b"
 _CARD = r"\b(?:\d[ -]?){12,18}\d\b"
-_PHONE = r"(?:(?<![\w])\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)|\b\d{2,4})[\s.-]\d{3,4}[\s.-]\d{3,4}\b"
+# Not inside a longer token: a UUID's "0591-4704-9885" is no phone number.
+_PHONE = r"(?:(?<![\w])\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)|(?<![\w-])\d{2,4})[\s.-]\d{3,4}[\s.-]\d{3,4}(?![\w-])"
 _FREE_TEXT = re.compile(f"(?P<email>{_EMAIL})|(?P<card>{_CARD})|(?P<ssn>{_SSN})|(?P<phone>{_PHONE})")
 _LIKELY = re.compile(r"@|\d{3}")
 """Cheap pre-check: text with no '@' and no run of 3 digits cannot match any pattern."""
@@ -336,13 +337,24 @@ class PrivacyRecord:
 
     def text_field(self, value: Any, path: str) -> str:
         """Scrub and truncate a free-text attribute such as ``decision.rationale``."""
-        text = value if isinstance(value, str) else str(to_jsonable(value))
+        text = _plain_text(value)
         return truncate(self.scrub_text(text, path), self._policy.max_value_length)
 
     def short_field(self, value: Any, path: str) -> str:
         """Scrub and truncate a short attribute (type, outcome, model, policy version): no field is exempt."""
-        text = value if isinstance(value, str) else str(to_jsonable(value))
+        text = _plain_text(value)
         return truncate(self.scrub_text(text, path), self._policy.max_value_length)
+
+
+def _plain_text(value: Any) -> str:
+    """*value* as an exact ``str``: an enum member is its value (``str(StrEnum.X)`` is 'Class.X' on 3.11)."""
+    if type(value) is str:
+        return value
+    if isinstance(value, enum.Enum):
+        return _plain_text(value.value)
+    if isinstance(value, str):
+        return str.__str__(value)
+    return str(to_jsonable(value))
 
 
 def _replace_match(match: re.Match[str]) -> str:
@@ -377,7 +389,9 @@ def _scrub_attribute_values(policy: PrivacyPolicy, attributes: Any) -> tuple[dic
     changed = False
     out: dict[str, Any] = {}
     for key, value in (attributes or {}).items():
-        if policy.mode == "denylist" and policy.is_masked_key(key.rsplit(".", 1)[-1]):
+        # The whole key: a namespaced key such as prefect.flow.name or service.name is not a
+        # person's name, while an application label such as "ssn" or "user.email" is masked.
+        if policy.mode == "denylist" and policy.is_masked_key(key):
             out[key] = _SENTINEL
             changed = True
             continue

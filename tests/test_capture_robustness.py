@@ -370,3 +370,57 @@ def test_exception_messages_and_run_names_of_run_spans_are_scrubbed(captured, te
     dump = "\n".join(s.to_json() for s in spans)
     assert "912-45-6781" not in dump and "zoe.q@example.org" not in dump
     assert "[SSN]" in dump and "[EMAIL]" in dump
+
+
+def test_enum_review_outcomes_are_stored_as_their_values(captured):
+    import enum
+
+    class Outcome(str, enum.Enum):
+        APPROVE = "approve"
+
+    d = otel_decisions.record_decision(type="t", outcome=Outcome.APPROVE)
+    otel_decisions.record_review(d, reviewer="r", action=otel_decisions.ReviewAction.OVERRIDE, new_outcome=Outcome.APPROVE)
+    otel_decisions.force_flush()
+    (review,) = [s for s in captured.get_finished_spans() if s.name == semconv.REVIEW_SPAN_NAME]
+    value = review.attributes[semconv.DECISION_REVIEW_NEW_OUTCOME]
+    assert value == "approve" and type(value) is str
+
+
+def test_run_span_ids_and_names_survive_scrubbing(captured):
+    """Only identifiers are scrubbed from run spans: Prefect's ids (UUIDs) and names stay intact."""
+    @task
+    def plain_step(x: int) -> int:
+        return x
+
+    @flow
+    def ids_flow():
+        return plain_step(1)
+
+    ids_flow()
+    otel_decisions.force_flush()
+    run_spans = [s for s in captured.get_finished_spans() if "prefect.run.id" in (s.attributes or {})]
+    assert run_spans
+    import uuid
+
+    for span in run_spans:
+        uuid.UUID(span.attributes["prefect.run.id"])  # not '...-[PHONE]-...'
+        assert "[REDACTED]" not in span.to_json()
+
+
+def test_scrub_span_keeps_uuids_and_namespaced_names_but_masks_identifiers():
+    from opentelemetry.sdk.trace import ReadableSpan
+
+    from otel_decisions.privacy import PrivacyPolicy, scrub_span
+
+    policy = PrivacyPolicy.from_settings(load_settings(hmac_key=TEST_HMAC_KEY))
+    span = ReadableSpan(name="score-f836cddf", attributes={
+        "prefect.run.id": "f836cddf-0591-4704-9885-4d80b72cb910",  # a UUID that once looked like a phone number
+        "prefect.flow.name": "credit-decisioning",
+        "user.email": "kim@example.com",
+        "note": "call +1 555-010-4477",
+    })
+    clean = scrub_span(policy, span)
+    assert clean.attributes["prefect.run.id"] == "f836cddf-0591-4704-9885-4d80b72cb910"
+    assert clean.attributes["prefect.flow.name"] == "credit-decisioning"
+    assert clean.attributes["user.email"] == semconv.REDACTION_SENTINEL
+    assert clean.attributes["note"] == "call [PHONE]"

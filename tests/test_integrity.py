@@ -191,6 +191,8 @@ def test_a_refused_record_leaves_no_gap_in_the_chain(tmp_path):
     from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
+    from otel_decisions.delivery import SpoolQuotaError
+
     memory = InMemorySpanExporter()
 
     class RefuseSecondDecision(SpanProcessor):
@@ -203,7 +205,7 @@ def test_a_refused_record_leaves_no_gap_in_the_chain(tmp_path):
             if span.name.startswith("decision "):
                 self.calls += 1
                 if self.calls == 2:
-                    raise RuntimeError("spool quota reached")
+                    raise SpoolQuotaError("spool quota reached")
             self.inner.on_end(span)
 
     provider = TracerProvider()
@@ -213,7 +215,7 @@ def test_a_refused_record_leaves_no_gap_in_the_chain(tmp_path):
                              data_dir=str(tmp_path), hmac_key=TEST_HMAC_KEY)
     try:
         otel_decisions.record_decision(type="t", outcome="a")
-        with pytest.raises(RuntimeError, match="quota"):
+        with pytest.raises(SpoolQuotaError, match="quota"):
             otel_decisions.record_decision(type="t", outcome="b")
         otel_decisions.record_decision(type="t", outcome="c")
         otel_decisions.force_flush()

@@ -228,6 +228,7 @@ class SpoolWriter:
         self._space_freed = threading.Condition(threading.Lock())
         self.on_commit: list[Any] = []  # callables run after each commit (wake the shipper)
         self._stats_written: tuple[int, int, int, int] | None = None
+        self._rotation_failed = False
         self._thread = threading.Thread(target=self._commit_loop, name="otel-decisions-spool-commit", daemon=True)
         self._thread.start()
 
@@ -378,9 +379,12 @@ class SpoolWriter:
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+        except OSError as exc:
+            self._undo_torn_write_locked(exc)
         self._offset += len(data)
         self._own_bytes += len(data)
         self.spooled += 1
@@ -392,17 +396,36 @@ class SpoolWriter:
 
     # --- segments ---------------------------------------------------------------------
     def _open_segment(self, number: int) -> None:
+        """Open segment *number*; on failure nothing changes (a partial file is removed)."""
         path = self.directory / segment_name(number)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
-        os.write(fd, MAGIC)
+        try:
+            if os.write(fd, MAGIC) != len(MAGIC):
+                raise OSError("short write of the segment header")
+        except OSError:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
         self._fd = fd
         self._offset = len(MAGIC)
         self.segment_number = number
         self._encoder.new_segment()
 
     def _rotate_locked(self) -> None:
-        self._retired_fds.append(self._fd)
-        self._open_segment(self.segment_number + 1)
+        """Start the next segment. If it cannot be opened (disk full, no file descriptors), keep
+        appending to the current one and try again at the next record: the record just written is
+        safe, and its caller must not see an error for it."""
+        old = self._fd
+        try:
+            self._open_segment(self.segment_number + 1)
+        except OSError as exc:
+            if not self._rotation_failed:
+                self._rotation_failed = True
+                logger.error("otel-decisions delivery: cannot start a new spool segment in %s (%s); "
+                             "appending to the current one", self.directory, exc)
+            return
+        self._rotation_failed = False
+        self._retired_fds.append(old)
         self._own_bytes += len(MAGIC)
         self._commit_now.set()
 
