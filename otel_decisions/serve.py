@@ -747,22 +747,65 @@ def _split_insert(text: str) -> _InsertSplit | None:
 # next to the data), URLs, other servers, programs. The front end serves only the decision store.
 _OUTSIDE_WORLD = re.compile(
     r"""(?ix)
-    (?<![\w.$])[`"]?(?:file|fileCluster|url|urlCluster|s3|s3Cluster|gcs|hdfs|hdfsCluster|azureBlobStorage
-        |azureBlobStorageCluster|remote|remoteSecure|cluster|clusterAllReplicas|mysql|postgresql|sqlite|mongodb
-        |redis|jdbc|odbc|executable|deltaLake|iceberg|hudi|python)[`"]?\s*\(
+    (?<![\w.$])(?:file|fileCluster|url|urlCluster|s3\w*|gcs|hdfs\w*|azureBlobStorage\w*|remote|remoteSecure
+        |cluster|clusterAllReplicas|mysql|postgresql|sqlite|mongodb|redis|jdbc|odbc|executable|iceberg\w*
+        |deltaLake\w*|hudi\w*|arrowFlight|python|paimon\w*)\s*\(
     | \bINTO\s+OUTFILE\b
-    | \bENGINE\s*=\s*[`"]?(?:File|URL|S3|S3Queue|HDFS|MySQL|PostgreSQL|SQLite|MongoDB|Redis|JDBC|ODBC
-        |Executable|ExecutablePool|AzureBlobStorage|Distributed)\b
+    | \bFROM\s+INFILE\b
+    | \bCREATE\s+(?:OR\s+REPLACE\s+)?DICTIONARY\b
+    | \bENGINE\s*=\s*(?:File|URL|S3\w*|HDFS|MySQL|PostgreSQL|SQLite|MongoDB|Redis|JDBC|ODBC|Kafka|RabbitMQ
+        |NATS|AzureQueue|AzureBlobStorage|Iceberg\w*|DeltaLake|Hudi|Executable|ExecutablePool|Distributed)\b
     | \bSYSTEM\s+(?:SHUTDOWN|KILL)\b
     """
 )
-_SQL_COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.S)
+
+
+def _sql_skeleton(sql: str) -> str:
+    """*sql* with comments removed, string literals emptied and quoted identifiers unquoted.
+
+    Quote-aware, so a comment marker inside a string cannot hide what follows it, and text inside
+    a string literal (a rationale mentioning "file(") is not mistaken for SQL.
+    """
+    out: list[str] = []
+    i, n = 0, len(sql)
+    while i < n:
+        char = sql[i]
+        if char == "'":
+            j = i + 1
+            while j < n:
+                if sql[j] == "\\":
+                    j += 2
+                    continue
+                if sql[j] == "'":
+                    if j + 1 < n and sql[j + 1] == "'":
+                        j += 2
+                        continue
+                    break
+                j += 1
+            out.append("''")
+            i = j + 1
+        elif char in '"`':
+            j = sql.find(char, i + 1)
+            j = n if j == -1 else j
+            out.append(sql[i + 1 : j])
+            i = j + 1
+        elif sql.startswith("--", i):
+            j = sql.find("\n", i)
+            out.append(" ")
+            i = n if j == -1 else j
+        elif sql.startswith("/*", i):
+            j = sql.find("*/", i + 2)
+            out.append(" ")
+            i = n if j == -1 else j + 2
+        else:
+            out.append(char)
+            i += 1
+    return "".join(out)
 
 
 def reject_outside_world(statement: str) -> None:
     """Raise ACCESS_DENIED for SQL that would read or write outside the database (files, URLs, servers)."""
-    text = _SQL_COMMENT.sub(" ", statement)
-    match = _OUTSIDE_WORLD.search(text)
+    match = _OUTSIDE_WORLD.search(_sql_skeleton(statement))
     if match:
         raise ClickHouseError.make(
             _ERR_ACCESS_DENIED,

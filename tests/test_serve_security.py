@@ -30,6 +30,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
         "CREATE TABLE t (x String) ENGINE = File(CSV)",
         "SELECT * FROM executable('id', 'TSV', 'x String')",
         "SELECT * FROM remote('127.0.0.1:9000', system.one)",
+        # a comment marker inside a string literal must not hide what follows
+        "SELECT '--' AS a, * FROM file('/etc/passwd', 'LineAsString')",
+        "SELECT '/*', * FROM file('/etc/passwd', 'LineAsString') -- */",
+        "SELECT * FROM \"file\"('/etc/passwd', 'LineAsString')",
+        "SELECT * FROM icebergS3('http://127.0.0.1:1/x')",
+        "CREATE DICTIONARY d (x UInt8) PRIMARY KEY x SOURCE(HTTP(url 'http://127.0.0.1:1/' format 'TSV')) LAYOUT(FLAT()) LIFETIME(0)",
+        "INSERT INTO t FROM INFILE '/etc/passwd' FORMAT LineAsString",
+        "CREATE TABLE k (x String) ENGINE = Kafka",
     ],
 )
 def test_outside_world_sql_is_refused_by_the_server(server, sql):
@@ -42,6 +50,8 @@ def test_outside_world_sql_is_refused_by_the_server(server, sql):
 def test_ordinary_sql_mentioning_such_words_is_fine():
     reject_outside_world("SELECT 'profile(' AS x, filename, urls FROM decisions WHERE rationale LIKE '%file%'")
     reject_outside_world("SELECT count() FROM otel_traces -- file('/etc/passwd') in a comment is harmless")
+    reject_outside_world("SELECT count() FROM decisions WHERE rationale LIKE '%url(%' AND reasons[1] != 'file('")
+    reject_outside_world("SELECT deltaSum(confidence), 'it''s -- fine' FROM decisions")
 
 
 def test_browsers_and_foreign_hosts_are_refused(server):
