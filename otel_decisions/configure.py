@@ -316,6 +316,14 @@ def configure(
         except Exception:  # noqa: BLE001
             logger.exception("otel-decisions: shutting down a replaced span processor failed")
 
+    previous = _runtime
+    if previous is not None and previous.privacy.key_id != policy.key_id:
+        # A chain is signed with one key: close the old chain with a checkpoint under the old key,
+        # and start a new chain for records pseudonymised and signed with the new one.
+        from otel_decisions.decision import _chain, record_checkpoint
+
+        record_checkpoint()
+        _chain._reset()
     with _runtime_lock:
         _runtime = _make_runtime(settings, provider, configured=True, policy=policy)
     if not _atexit_registered:

@@ -230,3 +230,22 @@ def test_a_refused_record_leaves_no_gap_in_the_chain(tmp_path):
     report = verify(client, key=TEST_HMAC_KEY.encode())
     assert report.ok, report.problems
     assert report.checked == 2 and report.checkpoints == 1
+
+
+def test_a_new_key_starts_a_new_chain(tmp_path):
+    """Reconfiguring with another HMAC key checkpoints the old chain and starts a new one: both verify."""
+    store = _Store(tmp_path, "integrity_rekey")
+    otel_decisions.record_decision(type="t", outcome="a")
+    otel_decisions.force_flush()
+    first_key_spans = list(store.memory.get_finished_spans())
+    store.memory = InMemorySpanExporter()  # configure() shuts the previous exporters down
+    otel_decisions.configure(exporters=["none"], span_exporters=[store.memory], durable=False,
+                             data_dir=str(tmp_path), hmac_key="another-key-0123456789abcdef")
+    otel_decisions.record_decision(type="t", outcome="b")
+    otel_decisions.force_flush()
+    exporter = ClickHouseSpanExporter(store.dsn)
+    exporter.export([*first_key_spans, *store.memory.get_finished_spans()])
+    exporter.shutdown()
+    report = verify(store.client, key=TEST_HMAC_KEY.encode())
+    assert report.ok, report.problems
+    assert report.chains == 2 and report.checkpoints == 2 and report.unsigned_checkpoints == 1
