@@ -38,7 +38,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
-from opentelemetry import trace
 from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
 
 from otel_decisions import semconv
@@ -285,9 +284,9 @@ class _HashChain:
 _chain = _HashChain()
 
 
-def checkpoint_signature(key_signer: Any, chain_id: str, seq: int, head_hash: str) -> str:
-    """HMAC-SHA256 over ``chain|seq|hash`` with the pseudonym key (see :meth:`PrivacyPolicy.sign`)."""
-    return key_signer(f"{chain_id}|{seq}|{head_hash}")
+def checkpoint_material(chain_id: str, seq: int, head_hash: str) -> str:
+    """The text a checkpoint's HMAC signature covers: the chain head."""
+    return f"{chain_id}|{seq}|{head_hash}"
 
 
 def record_checkpoint() -> bool:
@@ -308,7 +307,7 @@ def record_checkpoint() -> bool:
             semconv.DECISION_INTEGRITY_CHAIN: chain_id,
             semconv.DECISION_INTEGRITY_SEQ: seq,
             semconv.DECISION_INTEGRITY_HASH: head_hash,
-            semconv.DECISION_INTEGRITY_SIGNATURE: checkpoint_signature(runtime.privacy.sign, chain_id, seq, head_hash),
+            semconv.DECISION_INTEGRITY_SIGNATURE: runtime.privacy.sign(checkpoint_material(chain_id, seq, head_hash)),
             semconv.DECISION_PSEUDONYM_KEY_ID: runtime.privacy.key_id,
         }
         runtime.tracer.start_span(semconv.CHECKPOINT_SPAN_NAME, kind=SpanKind.INTERNAL, attributes=attrs).end()
@@ -393,6 +392,24 @@ def _seal(attrs: dict[str, Any], record_id: str, timestamp_ns: int) -> tuple[int
     return seq, prev_hash
 
 
+def _record_span(runtime: Any, name: str, attrs: dict[str, Any], record_id: str, now: int,
+                 links: Sequence[Link] = ()) -> SpanContext:
+    """Seal *attrs* into the hash chain and record them as one ended span; returns its context."""
+    seq, prev_hash = _seal(attrs, record_id, now)
+    try:
+        span = runtime.tracer.start_span(name, kind=SpanKind.INTERNAL, attributes=attrs, links=links, start_time=now)
+        span.end(end_time=now)
+    except OtelDecisionsError:
+        # The store refused the record (spool quota, disk error): not a record, so not a gap.
+        # Any other exception (a timeout or cancellation arriving now) may come after the record
+        # was spooled, so the link stays.
+        _chain.unlink(seq, prev_hash)
+        raise
+    finally:
+        _chain.ended()
+    return span.get_span_context()
+
+
 def _emit(decision: Decision, source: semconv.DecisionSource, raw_inputs_given: bool) -> Decision:
     from otel_decisions.configure import get_runtime
 
@@ -453,25 +470,8 @@ def _emit(decision: Decision, source: semconv.DecisionSource, raw_inputs_given: 
         attrs[semconv.DECISION_REDACTED] = record.redacted
     identity = prefect_identity()
     attrs.update(identity)
-    seq, prev_hash = _seal(attrs, decision.id, now)
-    try:
-        span = runtime.tracer.start_span(
-            semconv.DECISION_SPAN_PREFIX + attrs[semconv.DECISION_TYPE],
-            kind=SpanKind.INTERNAL,
-            attributes=attrs,
-            start_time=now,
-        )
-        ctx = span.get_span_context()
-        span.end(end_time=now)
-    except OtelDecisionsError:
-        # The store refused the record (spool quota, disk error): not a record, so not a gap.
-        # Any other exception (a timeout or cancellation arriving now) may come after the record
-        # was spooled, so the link stays.
-        _chain.unlink(seq, prev_hash)
-        raise
-    finally:
-        _chain.ended()
-    if not span.is_recording() and not ctx.trace_flags.sampled:
+    ctx = _record_span(runtime, semconv.DECISION_SPAN_PREFIX + attrs[semconv.DECISION_TYPE], attrs, decision.id, now)
+    if not ctx.trace_flags.sampled:
         runtime.warn_once(
             "unsampled",
             "otel-decisions: a decision span was not recorded (no SDK tracer provider, or a sampler "
@@ -763,18 +763,6 @@ def record_review(
     attrs.update(prefect_identity())
     links = [Link(link_ctx, {semconv.DECISION_ID: decision_id})] if link_ctx is not None else []
     now = time.time_ns()
-    seq, prev_hash = _seal(attrs, review_id, now)  # reviews are links of the same chain: deleting one is found
-    try:
-        span = runtime.tracer.start_span(semconv.REVIEW_SPAN_NAME, kind=SpanKind.INTERNAL, attributes=attrs,
-                                         links=links, start_time=now)
-        span.end(end_time=now)
-    except OtelDecisionsError:
-        _chain.unlink(seq, prev_hash)
-        raise
-    finally:
-        _chain.ended()
+    _record_span(runtime, semconv.REVIEW_SPAN_NAME, attrs, review_id, now, links)  # reviews are chain links too
     return review_id
 
-
-def current_span_is_recording() -> bool:
-    return trace.get_current_span().is_recording()

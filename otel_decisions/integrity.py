@@ -39,7 +39,7 @@ from typing import Any
 
 from otel_decisions import semconv
 from otel_decisions.config import key_id as _key_id
-from otel_decisions.decision import chain_material, record_digest
+from otel_decisions.decision import chain_material, checkpoint_material, record_digest
 
 _RECORD_PREDICATE = (
     f"(startsWith(SpanName, '{semconv.DECISION_SPAN_PREFIX}') OR SpanName = '{semconv.REVIEW_SPAN_NAME}') "
@@ -185,7 +185,7 @@ def verify(client: Any, *, key: bytes | None = None) -> IntegrityReport:
                                            f"checkpoint claims key {signer!r}, the chain's records use {chain_keys[chain]!r}"))
             continue
         if own_key_id is not None and signer == own_key_id:
-            expected = hmac.new(key, f"{chain}|{seq}|{head_hash}".encode(), hashlib.sha256).hexdigest()  # type: ignore[arg-type]
+            expected = hmac.new(key, checkpoint_material(chain, seq, head_hash).encode(), hashlib.sha256).hexdigest()  # type: ignore[arg-type]
             if not hmac.compare_digest(expected, signature):
                 report.problems.append(Problem("forged_checkpoint", chain, seq, "",
                                                "checkpoint signature does not verify with the key"))
