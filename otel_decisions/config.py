@@ -36,7 +36,7 @@ DEFAULT_DENY_PATTERNS: tuple[str, ...] = (
     # government ids
     r"ssn",
     r"social_?security",
-    r"(^|_)(tax_?id|tin|itin|passport|national_?id|nin|driver_?licen[cs]e)",
+    r"(^|_)(tax_?id|tin|itin|passport|national_?id|nin|driver_?licen[cs]e)(_|$)",
     # dates of birth
     r"(^|_)(dob|date_?of_?birth|birth_?date|birthdate|birthday)$",
     # contact

@@ -20,7 +20,6 @@ Example::
 
 from __future__ import annotations
 
-import copy
 import enum
 import dataclasses
 import functools
@@ -41,6 +40,7 @@ from typing import Any, TypeVar, overload
 from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
 
 from otel_decisions import semconv
+from otel_decisions.clickhouse.mapping import attribute_to_string
 from otel_decisions.errors import OtelDecisionsError
 from otel_decisions.privacy import PrivacyRecord, to_jsonable
 
@@ -111,6 +111,8 @@ def _check_list(field: str, value: Any) -> tuple[str, ...]:
         return (value,)
     if not isinstance(value, (list, tuple, set, frozenset)):
         raise ValueError(f"{field}: expected a list of strings, got {type(value).__name__}")
+    if type(value) is list and all(type(item) is str for item in value):
+        return tuple(value)
     return tuple(str(item.value if hasattr(item, "value") else item) for item in value)
 
 
@@ -211,16 +213,28 @@ def record_digest(attributes: Mapping[str, Any]) -> str:
     changing any stored field — reasons, confidence, model version, rationale — breaks the chain.
     Each key and value is length-prefixed, so no two different records share a digest input.
     """
-    from otel_decisions.clickhouse.mapping import attribute_to_string
-
     parts = []
     for key in sorted(attributes):
-        if key.startswith(UNHASHED_PREFIXES):
+        head = _DIGEST_HEADS.get(key)
+        if head is None:
+            head = _digest_head(key)
+        if not head:
             continue
         value = attributes[key]
         text = value if type(value) is str else attribute_to_string(value)
-        parts.append(f"{len(key)}:{key}{len(text)}:{text}")
-    return hashlib.sha256("".join(parts).encode()).hexdigest()
+        parts.append(f"{head}{len(text)}:{text}")
+    return hashlib.sha256("".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+_DIGEST_HEADS: dict[str, str] = {}
+
+
+def _digest_head(key: str) -> str:
+    """The length-prefixed key that starts a key's part of a record digest ('' for keys left out)."""
+    head = "" if key.startswith(UNHASHED_PREFIXES) else f"{len(key)}:{key}"
+    if len(_DIGEST_HEADS) < 10_000:
+        _DIGEST_HEADS[key] = head
+    return head
 
 
 def chain_material(prev_hash: str, seq: int, record_id: str, timestamp_ns: int, digest: str) -> bytes:
@@ -445,11 +459,11 @@ def _emit(decision: Decision, source: semconv.DecisionSource, raw_inputs_given: 
     if decision.threshold is not None:
         attrs[semconv.DECISION_THRESHOLD] = decision.threshold
     if decision.options:
-        attrs[semconv.DECISION_OPTIONS] = [record.short_field(o, f"options[{i}]") for i, o in enumerate(decision.options)]
+        attrs[semconv.DECISION_OPTIONS] = [record.short_field(o, "options", i) for i, o in enumerate(decision.options)]
     if decision.rationale is not None:
         attrs[semconv.DECISION_RATIONALE] = record.text_field(decision.rationale, "rationale")
     if decision.reasons:
-        attrs[semconv.DECISION_REASONS] = [record.text_field(r, f"reasons[{i}]") for i, r in enumerate(decision.reasons)]
+        attrs[semconv.DECISION_REASONS] = [record.text_field(r, "reasons", i) for i, r in enumerate(decision.reasons)]
     if decision.subject_id is not None:
         attrs[semconv.DECISION_SUBJECT_ID] = policy.pseudonymise(decision.subject_id)
     if decision.model_name is not None:
@@ -461,7 +475,7 @@ def _emit(decision: Decision, source: semconv.DecisionSource, raw_inputs_given: 
     if decision.policy_version is not None:
         attrs[semconv.DECISION_POLICY_VERSION] = record.short_field(decision.policy_version, "policy.version")
     if decision.regulations:
-        attrs[semconv.DECISION_REGULATIONS] = [record.short_field(r, f"regulations[{i}]") for i, r in enumerate(decision.regulations)]
+        attrs[semconv.DECISION_REGULATIONS] = [record.short_field(r, "regulations", i) for i, r in enumerate(decision.regulations)]
     if decision.retention_class is not None:
         attrs[semconv.DECISION_RETENTION_CLASS] = record.short_field(decision.retention_class, "retention.class")
     if decision.segment is not None:
@@ -477,7 +491,8 @@ def _emit(decision: Decision, source: semconv.DecisionSource, raw_inputs_given: 
             "otel-decisions: a decision span was not recorded (no SDK tracer provider, or a sampler "
             "dropped it). Call otel_decisions.configure() at start-up so decisions are kept.",
         )
-    recorded = copy.copy(decision)  # fields are already validated: no second __post_init__
+    recorded = object.__new__(Decision)  # a copy: fields are already validated, no second __post_init__
+    recorded.__dict__.update(decision.__dict__)
     object.__setattr__(recorded, "timestamp_ns", now)
     object.__setattr__(recorded, "trace_id", format(ctx.trace_id, "032x"))
     object.__setattr__(recorded, "span_id", format(ctx.span_id, "016x"))

@@ -31,6 +31,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import PurePath
 from typing import Any
 
+import orjson
+
 from otel_decisions import semconv
 from otel_decisions.config import DecisionSettings, key_id
 
@@ -146,9 +148,40 @@ def _to_jsonable_slow(value: Any, _depth: int) -> Any:
     return f"{semconv.UNSERIALISABLE_PREFIX}{type(value).__name__}: {text}>"
 
 
+def canonical_json_bytes(jsonable: Any) -> bytes:
+    """The canonical JSON (UTF-8) of a value already converted by :func:`to_jsonable`: the bytes digested.
+
+    Python's ``json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``
+    encoded as UTF-8 (lone surrogates kept as their code units), so anyone can recompute a digest
+    with the standard library. (orjson would be faster, but writes some numbers differently:
+    ``3e-05`` as ``0.00003``.)
+    """
+    text = json.dumps(jsonable, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8", "surrogatepass")
+
+
 def canonical_json(value: Any) -> str:
-    """Canonical JSON: sorted keys, no whitespace, UTF-8 text (the form that is digested)."""
-    return json.dumps(to_jsonable(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """Canonical JSON text of *value* (see :func:`canonical_json_bytes`): the form that is digested."""
+    return canonical_json_bytes(to_jsonable(value)).decode("utf-8", "surrogatepass")
+
+
+def valid_text(text: str) -> str:
+    """*text* with lone surrogates (not UTF-8, refused by OTLP and ClickHouse) replaced by U+FFFD."""
+    if text.isascii():
+        return text
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")  # one U+FFFD each
+    return text
+
+
+def _json_text(cleaned: Any) -> str:
+    """Compact JSON text with sorted keys of an already-cleaned value, valid UTF-8 whatever it holds."""
+    try:
+        return orjson.dumps(cleaned, option=orjson.OPT_SORT_KEYS).decode()
+    except orjson.JSONEncodeError:
+        return valid_text(json.dumps(cleaned, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
 
 
 def truncate(text: str, limit: int) -> str:
@@ -187,6 +220,7 @@ class PrivacyPolicy:
         self.max_value_length = max_value_length
         self.max_json_length = max_json_length
         self._key_cache: dict[str, bool] = {}
+        self._key_plans: dict[str, tuple[str, bool, bool]] = {}
 
     @classmethod
     def from_settings(cls, settings: DecisionSettings) -> PrivacyPolicy:
@@ -214,10 +248,26 @@ class PrivacyPolicy:
             self._key_cache[key] = masked
         return masked
 
+    def key_plan(self, key: str) -> tuple[str, bool, bool]:
+        """How a mapping key is stored: (key after free-text scrubbing, whether that changed it, masked).
+
+        A key can itself be an identifier (``{"jane@example.com": 3}``): it is scrubbed like text.
+        Keys repeat from one decision to the next, so plans are cached.
+        """
+        plan = self._key_plans.get(key)
+        if plan is None:
+            stored = key
+            if self.scrub_free_text and _LIKELY.search(key):
+                stored = _FREE_TEXT.sub(_replace_match, key)
+            plan = (stored, stored != key, self.is_masked_key(stored))
+            if len(self._key_plans) < 10_000:
+                self._key_plans[key] = plan
+        return plan
+
     # --- identifiers ----------------------------------------------------------------
     def pseudonymise(self, identifier: Any) -> str:
         """HMAC-SHA256 pseudonym (hex) of an identifier: stable for one key, irreversible without it."""
-        return hmac.new(self._key, str(identifier).encode(), hashlib.sha256).hexdigest()
+        return hmac.new(self._key, str(identifier).encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
 
     def sign(self, text: str) -> str:
         """HMAC-SHA256 (hex) of *text* with the key: signs integrity checkpoints."""
@@ -229,8 +279,7 @@ class PrivacyPolicy:
 
     def digest_jsonable(self, jsonable: Any) -> str:
         """:meth:`digest` of a value already converted by :func:`to_jsonable`."""
-        text = json.dumps(jsonable, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hmac.new(self._key, text.encode(), hashlib.sha256).hexdigest()
+        return hmac.new(self._key, canonical_json_bytes(jsonable), hashlib.sha256).hexdigest()
 
     def new_record(self) -> PrivacyRecord:
         """State for one decision: masked paths and values, so a value masked once is masked everywhere."""
@@ -259,24 +308,22 @@ class PrivacyRecord:
         kind = type(value)
         if kind is dict:
             out: dict[str, Any] = {}
-            is_masked = self._policy.is_masked_key
+            plans = self._policy._key_plans
             for key, item in value.items():
-                if _LIKELY.search(key) and self._policy.scrub_free_text:
-                    # a key can itself be an identifier ({"jane@example.com": 3}): scrub it like text
-                    scrubbed = _FREE_TEXT.sub(_replace_match, key)
-                    if scrubbed != key:
-                        self.redacted.append(f"{path}.<key>" if path else "<key>")
-                        while scrubbed in out:
-                            scrubbed += "'"
-                        key = scrubbed
-                if is_masked(key):
-                    self.redacted.append(f"{path}.{key}" if path else key)
+                plan = plans.get(key) or self._policy.key_plan(key)
+                stored, key_scrubbed, masked = plan
+                if key_scrubbed:
+                    self.redacted.append(f"{path}.<key>" if path else "<key>")
+                    while stored in out:
+                        stored += "'"
+                if masked:
+                    self.redacted.append(f"{path}.{stored}" if path else stored)
                     self._remember(item)
-                    out[key] = _SENTINEL
+                    out[stored] = _SENTINEL
                 elif type(item) is dict or type(item) is list:
-                    out[key] = self.clean_jsonable(item, f"{path}.{key}" if path else key)
+                    out[stored] = self.clean_jsonable(item, f"{path}.{stored}" if path else stored)
                 else:
-                    out[key] = item
+                    out[stored] = item
             return out
         if kind is list:
             return [self.clean_jsonable(item, f"{path}[{i}]") if type(item) in (dict, list) else item
@@ -303,22 +350,38 @@ class PrivacyRecord:
                 return value
             return self.scrub_text(value, path)
         if kind is dict:
-            return {k: (v if type(v) in _NUMBERS else self.scrub_tree(v, f"{path}.{k}")) for k, v in value.items()}
+            out = {}
+            for key, item in value.items():
+                t = type(item)
+                if t is str:
+                    if item != _SENTINEL:
+                        scrubbed = self._scrub(item)
+                        if scrubbed is not item and scrubbed != item:
+                            self.redacted.append(f"{path}.{key}")
+                        item = scrubbed
+                elif t is dict or t is list:
+                    item = self.scrub_tree(item, f"{path}.{key}")
+                out[key] = item
+            return out
         if kind is list:
             return [v if type(v) in _NUMBERS else self.scrub_tree(v, f"{path}[{i}]") for i, v in enumerate(value)]
         return value
 
-    def scrub_text(self, text: str, path: str) -> str:
-        """Mask values masked elsewhere in this record, then e-mail / SSN / phone / card patterns."""
-        original = text
+    def _scrub(self, text: str) -> str:
+        """*text* with values masked elsewhere in this record, then e-mail / SSN / phone / card patterns, masked."""
         for secret in self._masked_values:
             if secret in text:
                 text = text.replace(secret, _SENTINEL)
         if self._policy.scrub_free_text and _LIKELY.search(text):
             text = _FREE_TEXT.sub(_replace_match, text)
-        if text != original:
-            self.redacted.append(path)
         return text
+
+    def scrub_text(self, text: str, path: str) -> str:
+        """Mask values masked elsewhere in this record, then e-mail / SSN / phone / card patterns."""
+        scrubbed = self._scrub(text)
+        if scrubbed is not text and scrubbed != text:
+            self.redacted.append(path)
+        return scrubbed
 
     def json_field(self, value: Any, path: str, *, jsonable: bool = False) -> str:
         """Clean, scrub, serialise and truncate *value* for a JSON attribute such as ``decision.inputs``.
@@ -332,18 +395,20 @@ class PrivacyRecord:
             self.redacted.append(path)
             value = _SENTINEL
         cleaned = self.scrub_tree(self.clean_jsonable(value, path), path)
-        text = json.dumps(cleaned, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return truncate(text, self._policy.max_json_length)
+        return truncate(_json_text(cleaned), self._policy.max_json_length)
 
-    def text_field(self, value: Any, path: str) -> str:
-        """Scrub and truncate a free-text attribute such as ``decision.rationale``."""
-        text = _plain_text(value)
-        return truncate(self.scrub_text(text, path), self._policy.max_value_length)
+    def text_field(self, value: Any, path: str, index: int | None = None) -> str:
+        """Scrub and truncate a free-text attribute such as ``decision.rationale`` (item *index* of a list field)."""
+        text = value if type(value) is str else _plain_text(value)
+        scrubbed = self._scrub(text)
+        if scrubbed is not text and scrubbed != text:
+            self.redacted.append(path if index is None else f"{path}[{index}]")
+        if len(scrubbed) > self._policy.max_value_length:
+            scrubbed = truncate(scrubbed, self._policy.max_value_length)
+        return scrubbed if scrubbed.isascii() else valid_text(scrubbed)
 
-    def short_field(self, value: Any, path: str) -> str:
-        """Scrub and truncate a short attribute (type, outcome, model, policy version): no field is exempt."""
-        text = _plain_text(value)
-        return truncate(self.scrub_text(text, path), self._policy.max_value_length)
+    short_field = text_field
+    """Scrub and truncate a short attribute (type, outcome, model, policy version): no field is exempt."""
 
 
 def _plain_text(value: Any) -> str:

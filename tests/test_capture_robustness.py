@@ -231,6 +231,39 @@ def test_unicode_nested_and_one_megabyte_inputs(captured):
     assert json.loads(span2.attributes[semconv.DECISION_INPUTS]) == {"nested": nested}
 
 
+def test_text_that_is_not_valid_unicode_and_huge_integers_are_recorded(captured):
+    # Lone surrogates come from bytes decoded with errors="surrogateescape" (legacy files, env vars):
+    # OTLP and ClickHouse need valid UTF-8, so stored text carries U+FFFD; the digest covers the raw value.
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    from otel_decisions.privacy import PrivacyPolicy
+
+    raw = {"note": "caf\udce9 au lait", "count": 2**70, "ratio": 1e-7}
+    otel_decisions.record_decision(type="t", outcome="o\ud800k", inputs=raw, rationale="bad \udcff byte",
+                                   reasons=["r\ud800"], subject_id="subject-\udce9")
+    (span,) = decisions(captured)
+    a = span.attributes
+    assert json.loads(a[semconv.DECISION_INPUTS]) == {"note": "caf\ufffd au lait", "count": 2**70, "ratio": 1e-7}
+    assert a[semconv.DECISION_OUTCOME] == "o\ufffdk" and a[semconv.DECISION_RATIONALE] == "bad \ufffd byte"
+    assert a[semconv.DECISION_REASONS] == ("r\ufffd",)
+    assert encode_spans([span]).SerializeToString()  # an OTLP exporter can send it
+    policy = PrivacyPolicy.from_settings(load_settings(hmac_key=TEST_HMAC_KEY))
+    assert a[semconv.DECISION_INPUTS_DIGEST] == policy.digest(raw)
+    assert a[semconv.DECISION_INPUTS_DIGEST] != policy.digest({**raw, "note": "caf\udcea au lait"})
+    assert a[semconv.DECISION_SUBJECT_ID] == policy.pseudonymise("subject-\udce9") != policy.pseudonymise("subject-\udcea")
+
+
+def test_canonical_json_is_the_documented_form():
+    from otel_decisions.privacy import canonical_json
+
+    value = {"b": [1e-7, 1.5, 2**70], "a": {"z": True, "é": None, "e": "ü\n"}}
+    # the standard library's form, so anyone can recompute a digest without otel-decisions
+    expected = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert canonical_json(value) == expected == '{"a":{"e":"ü\\n","z":true,"é":null},"b":[1e-07,1.5,1180591620717411303424]}'
+    for small in ({"b": 1e-7, "a": 1}, {"x": [3e-5, 1e22, -0.0, 0.1]}, {"k": "re-1e-5 text"}, {"😀": 1, "\uffff": 2}):
+        assert canonical_json(small) == json.dumps(small, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def test_capture_inputs_off_keeps_only_the_digest(tmp_path):
     memory = InMemorySpanExporter()
     otel_decisions.configure(exporters=["none"], span_exporters=[memory], durable=False, data_dir=str(tmp_path),
@@ -290,6 +323,20 @@ def test_privacy_matrix_no_identifier_appears_in_any_exported_span(captured):
         digits_only = person["card_number"].replace(" ", "")
         assert luhn_valid(digits_only) and digits_only not in dump
     assert semconv.REDACTION_SENTINEL in dump
+
+
+@pytest.mark.parametrize(
+    ("key", "masked"),
+    [("tin", True), ("customer_tin", True), ("tin_number", True), ("passport_no", True), ("nin", True),
+     ("driver_license_number", True), ("first_name", True), ("email", True), ("card_number", True),
+     ("tiny_loan", False), ("ninety_day_arrears", False), ("timing", False), ("destination", False),
+     ("income", False), ("model_name", False), ("utilisation", False)],
+)
+def test_default_deny_list_masks_identifiers_not_lookalike_words(key, masked):
+    from otel_decisions.privacy import PrivacyPolicy
+
+    policy = PrivacyPolicy.from_settings(load_settings(hmac_key=TEST_HMAC_KEY))
+    assert policy.is_masked_key(key) is masked
 
 
 def test_luhn():
