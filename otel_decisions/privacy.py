@@ -21,7 +21,6 @@ import dataclasses
 import datetime as _dt
 import decimal
 import enum
-import hashlib
 import hmac
 import json
 import math
@@ -267,11 +266,11 @@ class PrivacyPolicy:
     # --- identifiers ----------------------------------------------------------------
     def pseudonymise(self, identifier: Any) -> str:
         """HMAC-SHA256 pseudonym (hex) of an identifier: stable for one key, irreversible without it."""
-        return hmac.new(self._key, str(identifier).encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+        return hmac.digest(self._key, str(identifier).encode("utf-8", "surrogatepass"), "sha256").hex()
 
     def sign(self, text: str) -> str:
         """HMAC-SHA256 (hex) of *text* with the key: signs integrity checkpoints."""
-        return hmac.new(self._key, text.encode(), hashlib.sha256).hexdigest()
+        return hmac.digest(self._key, text.encode(), "sha256").hex()
 
     def digest(self, raw: Any) -> str:
         """HMAC-SHA256 (hex) of the canonical JSON of *raw*: proves which inputs were used without revealing them."""
@@ -279,7 +278,7 @@ class PrivacyPolicy:
 
     def digest_jsonable(self, jsonable: Any) -> str:
         """:meth:`digest` of a value already converted by :func:`to_jsonable`."""
-        return hmac.new(self._key, canonical_json_bytes(jsonable), hashlib.sha256).hexdigest()
+        return hmac.digest(self._key, canonical_json_bytes(jsonable), "sha256").hex()
 
     def new_record(self) -> PrivacyRecord:
         """State for one decision: masked paths and values, so a value masked once is masked everywhere."""
