@@ -36,7 +36,8 @@ DEFAULT_DENY_PATTERNS: tuple[str, ...] = (
     # government ids
     r"ssn",
     r"social_?security",
-    r"(^|_)(tax_?id|tin|itin|passport|national_?id|nin|driver_?licen[cs]e)(_|$)",
+    # ends at "_", the end or a camelCase boundary: "tinNumber" and "tin_no" are ids, "tiny_loan" is not
+    r"(^|_)(tax_?id|tin|itin|passport|national_?id|nin|driver_?licen[cs]e)(_|$|(?-i:[A-Z0-9]))",
     # dates of birth
     r"(^|_)(dob|date_?of_?birth|birth_?date|birthdate|birthday)$",
     # contact

@@ -328,7 +328,7 @@ def test_privacy_matrix_no_identifier_appears_in_any_exported_span(captured):
 @pytest.mark.parametrize(
     ("key", "masked"),
     [("tin", True), ("customer_tin", True), ("tin_number", True), ("passport_no", True), ("nin", True),
-     ("driver_license_number", True), ("first_name", True), ("email", True), ("card_number", True),
+     ("driver_license_number", True), ("passportNumber", True), ("tinNumber", True), ("first_name", True), ("email", True), ("card_number", True),
      ("tiny_loan", False), ("ninety_day_arrears", False), ("timing", False), ("destination", False),
      ("income", False), ("model_name", False), ("utilisation", False)],
 )
