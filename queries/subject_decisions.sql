@@ -5,33 +5,32 @@
 -- description: version, and whether and how a human reviewed it.
 -- regulations: GDPR Art. 15(1)(h); GDPR Art. 22(3); EU AI Act Art. 86
 -- param: subject_id String | pseudonymised subject id (decision.subject.id): `otel-decisions pseudonymise RAW_ID` computes it with the same key
+-- The subject's decisions are the join's build side, so the join filters decision_reviews by their
+-- ids while it reads it (a runtime join filter) instead of aggregating every review first.
+-- Copies of a re-delivered decision or review are identical rows: grouping by decision_id and
+-- counting distinct review ids gives each once, without FINAL.
 SELECT
     d.decision_id AS decision_id,
-    d.timestamp AS timestamp,
-    d.decision_type AS decision_type,
-    d.outcome AS outcome,
-    d.confidence AS confidence,
-    d.rationale AS rationale,
-    d.reasons AS reasons,
-    d.inputs_digest AS inputs_digest,
-    d.model_name AS model_name,
-    d.model_version AS model_version,
-    d.automation AS automation,
-    r.review_count AS review_count,
-    r.last_action AS last_review_action,
-    r.last_reviewer_id AS last_reviewer_id,
-    if(r.final_outcome != '', r.final_outcome, d.outcome) AS final_outcome
-FROM decisions AS d FINAL
-LEFT JOIN
+    any(d.timestamp) AS timestamp,
+    any(d.decision_type) AS decision_type,
+    any(d.outcome) AS outcome,
+    any(d.confidence) AS confidence,
+    any(d.rationale) AS rationale,
+    any(d.reasons) AS reasons,
+    any(d.inputs_digest) AS inputs_digest,
+    any(d.model_name) AS model_name,
+    any(d.model_version) AS model_version,
+    any(d.automation) AS automation,
+    uniqExactIf(r.review_id, r.review_id != '') AS review_count,
+    argMax(r.action, r.timestamp) AS last_review_action,
+    argMax(r.reviewer_id, r.timestamp) AS last_reviewer_id,
+    if(argMaxIf(r.new_outcome, r.timestamp, r.new_outcome != '') AS reviewed_outcome != '', reviewed_outcome, outcome) AS final_outcome
+FROM decision_reviews AS r
+RIGHT JOIN
 (
-    SELECT
-        decision_id,
-        count() AS review_count,
-        argMax(action, timestamp) AS last_action,
-        argMax(reviewer_id, timestamp) AS last_reviewer_id,
-        argMaxIf(new_outcome, timestamp, new_outcome != '') AS final_outcome
-    FROM decision_reviews FINAL
-    GROUP BY decision_id
-) AS r ON r.decision_id = d.decision_id
-WHERE d.subject_id = {subject_id:String}
-ORDER BY d.timestamp, d.decision_id
+    SELECT decision_id, timestamp, decision_type, outcome, confidence, rationale, reasons, inputs_digest, model_name, model_version, automation
+    FROM decisions
+    WHERE subject_id = {subject_id:String}
+) AS d ON r.decision_id = d.decision_id
+GROUP BY d.decision_id
+ORDER BY timestamp, decision_id

@@ -187,3 +187,60 @@ def test_stored_row_reads_back_identically_from_chdb():
     for column, value in zip(TRACES_COLUMNS, stored):
         assert value == expected[column], column
     client.close()
+
+
+def _spans_with_attributes(*attribute_sets):
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource({semconv.SERVICE_NAME: "svc"}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("t")
+    for attributes in attribute_sets:
+        tracer.start_span("s", attributes=attributes, start_time=START).end(end_time=START + 5)
+    provider.shutdown()
+    return list(memory.get_finished_spans())
+
+
+def _arrow_rows(table):
+    import pyarrow as pa
+
+    columns = []
+    for name in TRACES_COLUMNS:
+        column = table.column(name)
+        if name == "Timestamp":
+            column = column.cast(pa.int64())
+        elif name == "Events.Timestamp":
+            column = column.cast(pa.list_(pa.int64()))
+        values = column.to_pylist()
+        if name.endswith("Attributes"):  # maps come back as [(key, value), ...]: keep the order
+            values = [[dict(m) for m in v] if name.startswith(("Events", "Links")) else dict(v) for v in values]
+        columns.append(values)
+    return [list(row) for row in zip(*columns)]
+
+
+def test_arrow_batch_holds_exactly_the_rows_of_span_to_row():
+    from otel_decisions.clickhouse.mapping import spans_to_arrow
+    from tests.seed import build_seed
+
+    spans = list(build_seed(30, seed=11).spans) + [make_span()]
+    # Equal tuples that render differently ((1,) == (1.0,) == (True,)) in one batch, and a
+    # string array repeated, with and without characters to escape.
+    spans += _spans_with_attributes(
+        {"a": ("x", "y")},
+        {"a": (1,)},
+        {"a": (1.0,)},
+        {"a": (True,)},
+        {"a": ("x", "y"), "b": ('q"', "z")},
+        {"a": ("x", "y"), "b": ('q"', "z")},
+        {},
+    )
+    table = spans_to_arrow(spans)
+    assert table.column_names == list(TRACES_COLUMNS)
+    rows = _arrow_rows(table)
+    expected = [span_to_row(span) for span in spans]
+    assert len(rows) == len(expected)
+    for got, want in zip(rows, expected):
+        assert got == want
+        for i, column in enumerate(TRACES_COLUMNS):
+            if column in ("ResourceAttributes", "SpanAttributes"):
+                assert list(got[i]) == list(want[i])  # key order kept
+    assert [r[TRACES_COLUMNS.index("SpanAttributes")]["a"] for r in rows[-7:-3]] == ['["x","y"]', "[1]", "[1]", "[true]"]

@@ -292,3 +292,27 @@ def test_server_error_messages_classify_clickhouse_codes_not_query_ids():
     assert "database in the DSN does not exist" in str(unknown_db)
     refused = _server_error("http://u:pw@h:1/db", Exception("Max retries exceeded with url: /?query_id=4a1f-b401-password"))
     assert "cannot reach the ClickHouse server" in str(refused)
+
+
+def test_copies_inside_one_insert_are_one_decision_and_one_review():
+    # Exports insert without optimize_on_insert (no in-block collapse): copies that share one
+    # INSERT must still count once in FINAL and in the catalogue queries.
+    from tests.seed import build_seed
+
+    client = get_client(fresh_chdb_dsn("dupbatch"))
+    exporter = ClickHouseSpanExporter(client=client)
+    data = build_seed(40, seed=5)
+    spans = list(data.spans)
+    assert exporter.export(spans + spans) is SpanExportResult.SUCCESS  # one INSERT, every span twice
+    assert client.command("SELECT count() FROM otel_traces") == 2 * len(spans)
+    assert client.command("SELECT count() FROM decisions FINAL") == 40
+    assert client.command("SELECT count() FROM decision_reviews FINAL") == len(data.reviews)
+    reviewed = next(r.decision_id for r in data.reviews)
+    subject = next(d.subject_id for d in data.decisions if d.decision_id == reviewed)
+    rows = run_query(client, "subject_decisions", {"subject_id": subject}).rows
+    expected = sorted((d for d in data.decisions if d.subject_id == subject), key=lambda d: (d.timestamp_ns, d.decision_id))
+    assert [row[0] for row in rows] == [d.decision_id for d in expected]
+    counts = {row[0]: row[11] for row in rows}
+    assert counts == {d.decision_id: sum(r.decision_id == d.decision_id for r in data.reviews) for d in expected}
+    exporter.shutdown()
+    client.close()

@@ -2,7 +2,9 @@
 
 Rows are exactly those the collector's clickhouse exporter writes (see
 :mod:`otel_decisions.clickhouse.mapping`), so the ``decisions`` view and every query work the
-same whether spans arrive directly or through a collector.
+same whether spans arrive directly or through a collector. Each batch of up to ``insert_rows``
+spans is built as one Arrow table (:func:`~otel_decisions.clickhouse.mapping.spans_to_arrow`)
+and written with one ``insert_arrow`` (Arrow IPC: chDB and a server both read it natively).
 
 Honours the SDK exporter contract: ``export`` returns a result and never raises, runs with
 instrumentation suppressed, and ``shutdown`` is idempotent. The client is opened lazily on the
@@ -31,12 +33,22 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from otel_decisions.config import DecisionSettings
-from otel_decisions.clickhouse.mapping import TRACES_COLUMNS, TRACES_INSERT_TYPES, span_to_row
+from otel_decisions.clickhouse.mapping import spans_to_arrow
 from otel_decisions.clickhouse.schema import TRACES_TABLE
 
 __all__ = ["ClickHouseSpanExporter"]
 
 logger = logging.getLogger(__name__)
+
+INSERT_SETTINGS: dict[str, Any] = {
+    # The views behind otel_traces write ReplacingMergeTree tables (decisions, decision_reviews).
+    # By default every INSERT first collapses its own block as a merge would; copies of a
+    # decision are collapsed at merge time and by FINAL / LIMIT 1 BY in every query anyway, so
+    # the extra pass buys nothing here and costs about a sixth of a 10,000-span insert into chDB
+    # (benchmarks/storage.py measures the exporter with and without views).
+    "optimize_on_insert": 0,
+}
+"""Settings of the exporter's INSERTs (also used by ``benchmarks/storage.py``'s insert-only baseline)."""
 
 
 class ClickHouseSpanExporter(SpanExporter):
@@ -104,15 +116,11 @@ class ClickHouseSpanExporter(SpanExporter):
             with self._lock:
                 client = self._connect()
                 for start in range(0, len(spans), self._batch_size):
-                    rows = [span_to_row(span) for span in spans[start : start + self._batch_size]]
-                    client.insert(
-                        TRACES_TABLE,
-                        list(zip(*rows)),  # column-oriented: the client skips its own transposition
-                        column_names=list(TRACES_COLUMNS),
-                        column_type_names=list(TRACES_INSERT_TYPES),
-                        column_oriented=True,
-                    )
-                    self.exported += len(rows)
+                    batch = spans[start : start + self._batch_size]
+                    # Arrow: built column by column and serialised in C++ (the Python Native
+                    # serialiser costs more than the mapping itself); the stored rows are the same.
+                    client.insert_arrow(TRACES_TABLE, spans_to_arrow(batch), settings=INSERT_SETTINGS)
+                    self.exported += len(batch)
             return SpanExportResult.SUCCESS
         except Exception as exc:  # the contract: report, never raise
             logger.warning("otel-decisions: ClickHouse export of %d span(s) failed: %s", len(spans), exc)

@@ -20,6 +20,7 @@ Example::
 
     from otel_decisions.clickhouse.mapping import span_to_row, TRACES_COLUMNS
     row = span_to_row(readable_span)          # list aligned with TRACES_COLUMNS
+    table = spans_to_arrow(readable_spans)    # the same rows, column-oriented, for client.insert_arrow
 """
 
 from __future__ import annotations
@@ -29,14 +30,24 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
+from itertools import accumulate, chain
 from typing import Any
 
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import SpanKind, StatusCode
 
 from otel_decisions import semconv
 
-__all__ = ["TRACES_COLUMNS", "TRACES_INSERT_TYPES", "span_to_row", "attribute_to_string", "attributes_to_map"]
+__all__ = [
+    "TRACES_COLUMNS",
+    "TRACES_INSERT_TYPES",
+    "span_to_row",
+    "spans_to_arrow",
+    "attribute_to_string",
+    "attributes_to_map",
+]
 
 # traces_insert.sql column list, in order.
 TRACES_COLUMNS: tuple[str, ...] = (
@@ -108,6 +119,11 @@ class _NotJSON(ValueError):
 def _go_float(value: float) -> str:
     # pcommon float64AsString / encoding/json floatEncoder: 'f' unless abs < 1e-6 or >= 1e21,
     # shortest round-trip digits, "e-07" cleaned to "e-7".
+    text = repr(value)
+    if "e" not in text and "n" not in text:
+        # 1e-4 <= |value| < 1e16 (or zero): repr is already Go's 'f' form, bar a trailing ".0"
+        # (repr's shortest digits never end in another zero). "n": nan and inf.
+        return text[:-2] if text.endswith(".0") else text
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):
@@ -188,7 +204,8 @@ def attribute_to_string(value: Any) -> str:
         except TypeError:
             joined = None
         if joined is not None:
-            if _NEEDS_ESCAPE.search(joined) is None:  # nothing to escape: the JSON is the text itself
+            # Nothing to escape in any item (the only quotes are the separators'): the JSON is the text itself.
+            if _NEEDS_ESCAPE_BUT_QUOTE.search(joined) is None and joined.count('"') == 2 * len(value) - 2:
                 return '["' + joined + '"]'
             text = _dumps_compact(value)
             if "\u2028" in text or "\u2029" in text:
@@ -213,7 +230,7 @@ def attribute_to_string(value: Any) -> str:
 
 
 _dumps_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-_NEEDS_ESCAPE = re.compile('[\x00-\x1f"\\\\\u2028\u2029]')
+_NEEDS_ESCAPE_BUT_QUOTE = re.compile("[\x00-\x1f\\\\\u2028\u2029]")
 
 
 def _raw_items(attributes: Any) -> Any:
@@ -321,3 +338,187 @@ def span_to_row(span: ReadableSpan) -> list[Any]:
     else:
         row += [[], [], [], []]
     return row
+
+
+def _plain_items(attributes: Any) -> Any:
+    # The dict under a BoundedAttributes (same content and order, no lock per key), else the mapping.
+    inner = getattr(attributes, "_dict", None)
+    if inner.__class__ is dict:
+        return inner
+    return attributes or _EMPTY
+
+
+_EMPTY: dict[str, Any] = {}
+
+
+def _flat_maps(maps: list[Any], convert: Any) -> tuple[list[int], list[str], list[str]]:
+    """Offsets, keys and ``AsString()`` values of *maps*, flattened (the parts of an Arrow MapArray)."""
+    offsets = list(accumulate(map(len, maps), initial=0))
+    keys = list(chain.from_iterable(maps))
+    # Straight to the converter of each exact type (the common ones skip attribute_to_string's dispatch).
+    by_type = {float: _go_float, int: int.__repr__, bool: _BOOL_TEXT.__getitem__, tuple: convert.tuple_lookup}
+    pick = by_type.get
+    flat = list(chain.from_iterable(map(_values, maps)))
+    try:
+        values = [value if value.__class__ is str else pick(value.__class__, convert)(value) for value in flat]
+    except TypeError:  # an unhashable tuple item: the careful path for every value
+        values = [value if value.__class__ is str else convert(value) for value in flat]
+    return offsets, keys, values
+
+
+_BOOL_TEXT = {True: "true", False: "false"}
+
+
+def _values(mapping: Any) -> Any:
+    return mapping.values()
+
+
+class _ArrayTexts(dict):  # type: ignore[type-arg]
+    """tuple -> ``attribute_to_string`` text; remembers string arrays (a batch repeats few of them).
+
+    Only all-str tuples are stored: a key equal to one of them holds the same strings, whereas
+    ``(1,)``, ``(1.0,)`` and ``(True,)`` are equal but render differently, so they are never stored.
+    Lookups of stored arrays are plain C-level dict hits.
+    """
+
+    def __missing__(self, value: tuple[Any, ...]) -> str:
+        text = attribute_to_string(value)
+        if len(self) < 4096 and all(item.__class__ is str for item in value):
+            self[value] = text
+        return text
+
+
+def _cached_converter() -> Any:
+    """``attribute_to_string`` with string-array renderings remembered (see :class:`_ArrayTexts`)."""
+    texts = _ArrayTexts()
+    lookup = texts.__getitem__
+    convert = attribute_to_string
+
+    def cached(value: Any) -> str:
+        if value.__class__ is not tuple:
+            return convert(value)
+        try:
+            return lookup(value)
+        except TypeError:  # an unhashable item
+            return convert(value)
+
+    cached.tuple_lookup = lookup  # type: ignore[attr-defined]
+    return cached
+
+
+def _hex128(value: int) -> str:
+    return value.to_bytes(16, "big").hex() if value else ""
+
+
+def _hex64(value: int) -> str:
+    return value.to_bytes(8, "big").hex() if value else ""
+
+
+def spans_to_arrow(spans: Sequence[ReadableSpan]) -> Any:
+    """The :func:`span_to_row` rows of *spans* as one ``pyarrow.Table`` (columns :data:`TRACES_COLUMNS`).
+
+    Same values, built column by column: no per-row lists or dicts, maps as flat key/value
+    arrays. Inserted with ``client.insert_arrow`` the data leaves Python through Arrow's C++
+    writer instead of clickhouse-connect's Python Native serialiser. Each column is one
+    comprehension (or a C-level chain) over the batch: this is most of the exporter's Python time.
+    """
+    import pyarrow as pa
+
+    string, int32, timestamp = pa.string(), pa.int32(), pa.timestamp("ns")
+    convert = _cached_converter()
+    spans = list(spans)
+
+    # Spans of one provider share one Resource: map each distinct one once, then index into them.
+    resources = [span.resource for span in spans]
+    positions: dict[int, int] = {}
+    resource_index = [positions.setdefault(id(resource), len(positions)) for resource in resources]
+    distinct = list({id(resource): resource for resource in resources}.values())
+    resource_rows = [_resource_row(resource) for resource in distinct]
+    take = pa.array(resource_index, int32)
+    res_offsets, res_keys, res_values = _flat_maps([row[0] for row in resource_rows], convert)
+    resource_maps = pa.MapArray.from_arrays(
+        pa.array(res_offsets, int32), pa.array(res_keys, string), pa.array(res_values, string)
+    ).take(take)
+    services = pa.array([row[1] for row in resource_rows], string).take(take)
+
+    contexts = [span.context for span in spans]
+    if None in contexts:
+        contexts = [context if context is not None else _NO_CONTEXT for context in contexts]
+    parents = [span.parent for span in spans]
+    starts = [span.start_time or 0 for span in spans]
+    ends = [span.end_time or 0 for span in spans]
+    kinds = {id(kind): name for kind, name in _SPAN_KIND.items()}  # by id(): Enum.__hash__ is a Python call
+    statuses = [span.status for span in spans]
+    status_names = {id(code): name for code, name in _STATUS.items()}
+    error = StatusCode.ERROR
+    scopes = [span.instrumentation_scope for span in spans]
+
+    # The SDK's own containers, not the public properties (which copy into tuples and proxies):
+    # the dict under BoundedAttributes, the deque under BoundedList (whose len() and iteration
+    # are Python-level calls). A finished span's containers no longer change.
+    try:
+        raw_attributes = [span._attributes for span in spans]  # type: ignore[attr-defined]
+        raw_events = [span._events for span in spans]  # type: ignore[attr-defined]
+        raw_links = [span._links for span in spans]  # type: ignore[attr-defined]
+    except AttributeError:  # some other ReadableSpan implementation
+        raw_attributes = [span.attributes for span in spans]
+        raw_events = [span.events for span in spans]
+        raw_links = [span.links for span in spans]
+    attributes = [a._dict if a.__class__ is BoundedAttributes else _plain_items(a) for a in raw_attributes]
+    attr_offsets, attr_keys, attr_values = _flat_maps(attributes, convert)
+
+    # Events and links: most spans have none; flat per-item columns under per-span list offsets.
+    events = [e._dq if e.__class__ is BoundedList else (e or ()) for e in raw_events]
+    links = [e._dq if e.__class__ is BoundedList else (e or ()) for e in raw_links]
+    all_events = list(chain.from_iterable(events))
+    all_links = list(chain.from_iterable(links))
+    event_offsets = pa.array(list(accumulate(map(len, events), initial=0)), int32)
+    link_offsets = pa.array(list(accumulate(map(len, links), initial=0)), int32)
+    ev_offsets, ev_keys, ev_values = _flat_maps([_plain_items(event.attributes) for event in all_events], convert)
+    ln_offsets, ln_keys, ln_values = _flat_maps([_plain_items(link.attributes) for link in all_links], convert)
+
+    def map_array(offsets: list[int], keys: list[str], values: list[str]) -> Any:
+        return pa.MapArray.from_arrays(pa.array(offsets, int32), pa.array(keys, string), pa.array(values, string))
+
+    def strings(values: list[str]) -> Any:
+        return pa.array(values, string)
+
+    columns = [
+        pa.array(starts, timestamp),
+        strings([_hex128(context.trace_id) for context in contexts]),
+        strings([_hex64(context.span_id) for context in contexts]),
+        strings([_hex64(parent.span_id) if parent is not None else "" for parent in parents]),
+        strings([_trace_state(context.trace_state) if context.trace_state else "" for context in contexts]),
+        strings([span.name for span in spans]),
+        strings([kinds.get(id(span.kind), "Unspecified") for span in spans]),
+        services,
+        resource_maps,
+        strings([scope.name if scope is not None else "" for scope in scopes]),
+        strings([(scope.version or "") if scope is not None else "" for scope in scopes]),
+        map_array(attr_offsets, attr_keys, attr_values),
+        pa.array([end - start if end > start else 0 for start, end in zip(starts, ends)], pa.uint64()),
+        strings([status_names.get(id(status.status_code), "Unset") if status is not None else "Unset" for status in statuses]),
+        strings(
+            [
+                (status.description or "") if status is not None and status.status_code is error else ""
+                for status in statuses
+            ]
+        ),
+        pa.ListArray.from_arrays(event_offsets, pa.array([event.timestamp for event in all_events], timestamp)),
+        pa.ListArray.from_arrays(event_offsets, strings([event.name for event in all_events])),
+        pa.ListArray.from_arrays(event_offsets, map_array(ev_offsets, ev_keys, ev_values)),
+        pa.ListArray.from_arrays(link_offsets, strings([_hex_trace_id(link.context.trace_id) for link in all_links])),
+        pa.ListArray.from_arrays(link_offsets, strings([_hex_span_id(link.context.span_id) for link in all_links])),
+        pa.ListArray.from_arrays(link_offsets, strings([_trace_state(link.context.trace_state) for link in all_links])),
+        pa.ListArray.from_arrays(link_offsets, map_array(ln_offsets, ln_keys, ln_values)),
+    ]
+    return pa.Table.from_arrays(columns, names=list(TRACES_COLUMNS))
+
+
+class _NoContext:
+    trace_id = 0
+    span_id = 0
+    trace_state = None
+
+
+_NO_CONTEXT = _NoContext()
