@@ -459,17 +459,27 @@ def _scrub_attribute_values(policy: PrivacyPolicy, attributes: Any) -> tuple[dic
             out[key] = _SENTINEL
             changed = True
             continue
-        if type(value) is str and policy.scrub_free_text and _LIKELY.search(value):
-            scrubbed = _FREE_TEXT.sub(_replace_match, value)
-            changed = changed or scrubbed != value
+        if type(value) is str:
+            scrubbed = _scrub_run_text(policy, value)
+            changed = changed or scrubbed is not value
             out[key] = scrubbed
-        elif isinstance(value, tuple) and policy.scrub_free_text and any(type(v) is str and _LIKELY.search(v) for v in value):
-            scrubbed_items = tuple(_FREE_TEXT.sub(_replace_match, v) if type(v) is str else v for v in value)
-            changed = changed or scrubbed_items != value
+        elif isinstance(value, tuple) and any(type(v) is str for v in value):
+            scrubbed_items = tuple(_scrub_run_text(policy, v) if type(v) is str else v for v in value)
+            changed = changed or any(a is not b for a, b in zip(scrubbed_items, value))
             out[key] = scrubbed_items
         else:
             out[key] = value
     return out, changed
+
+
+def _scrub_run_text(policy: PrivacyPolicy, text: str) -> str:
+    """Free-text patterns out of one run-span string, made valid UTF-8; *text* itself when unchanged."""
+    scrubbed = text
+    if policy.scrub_free_text and _LIKELY.search(text):
+        scrubbed = _FREE_TEXT.sub(_replace_match, text)
+    if not scrubbed.isascii():
+        scrubbed = valid_text(scrubbed)  # an exception message may hold undecodable bytes
+    return text if scrubbed == text else scrubbed
 
 
 def scrub_span(policy: PrivacyPolicy, span: Any) -> Any:
@@ -484,21 +494,21 @@ def scrub_span(policy: PrivacyPolicy, span: Any) -> Any:
     from opentelemetry.trace import Status
 
     attributes, changed = _scrub_attribute_values(policy, span.attributes)
-    name = span.name
-    if policy.scrub_free_text and _LIKELY.search(name):
-        scrubbed_name = _FREE_TEXT.sub(_replace_match, name)
-        changed = changed or scrubbed_name != name
-        name = scrubbed_name
+    name = _scrub_run_text(policy, span.name)
+    changed = changed or name is not span.name
     events = []
     for event in span.events:
         event_attributes, event_changed = _scrub_attribute_values(policy, event.attributes)
-        changed = changed or event_changed
-        events.append(Event(event.name, event_attributes, event.timestamp) if event_changed else event)
+        event_name = _scrub_run_text(policy, event.name)
+        if event_changed or event_name is not event.name:
+            changed = True
+            event = Event(event_name, event_attributes, event.timestamp)
+        events.append(event)
     status = span.status
     description = status.description
-    if description and policy.scrub_free_text and _LIKELY.search(description):
-        scrubbed_description = _FREE_TEXT.sub(_replace_match, description)
-        if scrubbed_description != description:
+    if description:
+        scrubbed_description = _scrub_run_text(policy, description)
+        if scrubbed_description is not description:
             changed = True
             status = Status(status.status_code, scrubbed_description)
     if not changed:

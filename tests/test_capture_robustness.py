@@ -253,6 +253,31 @@ def test_text_that_is_not_valid_unicode_and_huge_integers_are_recorded(captured)
     assert a[semconv.DECISION_SUBJECT_ID] == policy.pseudonymise("subject-\udce9") != policy.pseudonymise("subject-\udcea")
 
 
+def test_run_spans_with_undecodable_text_stay_exportable(captured):
+    # One such span in an OTLP batch would make the whole batch, decisions included, unencodable.
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    @task
+    def fails(x: str) -> None:
+        otel_decisions.record_decision(type="t", outcome="o", inputs={"x": x})
+        raise ValueError(f"bad {x} value")
+
+    @flow
+    def run() -> str:
+        try:
+            fails("caf\udce9")
+        except ValueError as exc:
+            return str(exc)
+        return "no exception"
+
+    assert run() == "bad caf\udce9 value"  # the task's exception is untouched
+    otel_decisions.force_flush()
+    spans = captured.get_finished_spans()
+    assert encode_spans(spans).SerializeToString()
+    texts = [e.attributes.get("exception.message") for s in spans for e in s.events if e.name == "exception"]
+    assert "bad caf\ufffd value" in texts
+
+
 def test_canonical_json_is_the_documented_form():
     from otel_decisions.privacy import canonical_json
 
