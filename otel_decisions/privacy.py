@@ -402,9 +402,7 @@ class PrivacyRecord:
         scrubbed = self._scrub(text)
         if scrubbed is not text and scrubbed != text:
             self.redacted.append(path if index is None else f"{path}[{index}]")
-        if len(scrubbed) > self._policy.max_value_length:
-            scrubbed = truncate(scrubbed, self._policy.max_value_length)
-        return scrubbed if scrubbed.isascii() else valid_text(scrubbed)
+        return valid_text(truncate(scrubbed, self._policy.max_value_length))
 
     short_field = text_field
     """Scrub and truncate a short attribute (type, outcome, model, policy version): no field is exempt."""
@@ -477,8 +475,7 @@ def _scrub_run_text(policy: PrivacyPolicy, text: str) -> str:
     scrubbed = text
     if policy.scrub_free_text and _LIKELY.search(text):
         scrubbed = _FREE_TEXT.sub(_replace_match, text)
-    if not scrubbed.isascii():
-        scrubbed = valid_text(scrubbed)  # an exception message may hold undecodable bytes
+    scrubbed = valid_text(scrubbed)  # an exception message may hold undecodable bytes
     return text if scrubbed == text else scrubbed
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from otel_decisions import semconv
+from otel_decisions.clickhouse.mapping import TRACES_COLUMNS
 from otel_decisions.errors import OtelDecisionsError
 
 __all__ = ["ExportFormat", "SpanRecord", "read_trace", "to_otlp_json", "to_jaeger_json", "export_trace"]
@@ -50,29 +51,13 @@ _OTLP_STATUS = {"Unset": 0, "Ok": 1, "Error": 2}
 _JAEGER_KIND = {"Internal": "internal", "Server": "server", "Client": "client", "Producer": "producer", "Consumer": "consumer"}
 _JAEGER_STATUS = {"Ok": "OK", "Error": "ERROR"}
 
-_COLUMNS = (
-    "toUnixTimestamp64Nano(Timestamp)",
-    "TraceId",
-    "SpanId",
-    "ParentSpanId",
-    "TraceState",
-    "SpanName",
-    "SpanKind",
-    "ServiceName",
-    "ResourceAttributes",
-    "ScopeName",
-    "ScopeVersion",
-    "SpanAttributes",
-    "Duration",
-    "StatusCode",
-    "StatusMessage",
-    "arrayMap(t -> toUnixTimestamp64Nano(t), Events.Timestamp)",
-    "Events.Name",
-    "Events.Attributes",
-    "Links.TraceId",
-    "Links.SpanId",
-    "Links.TraceState",
-    "Links.Attributes",
+# otel_traces' columns, with the two timestamp columns read as integer nanoseconds.
+_COLUMNS = tuple(
+    {
+        "Timestamp": "toUnixTimestamp64Nano(Timestamp)",
+        "Events.Timestamp": "arrayMap(t -> toUnixTimestamp64Nano(t), Events.Timestamp)",
+    }.get(column, column)
+    for column in TRACES_COLUMNS
 )
 
 

@@ -33,7 +33,6 @@ from collections.abc import Mapping, Sequence
 from itertools import accumulate, chain
 from typing import Any
 
-from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import SpanKind, StatusCode
@@ -233,11 +232,19 @@ _dumps_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).enc
 _NEEDS_ESCAPE_BUT_QUOTE = re.compile("[\x00-\x1f\\\\\u2028\u2029]")
 
 
-def _raw_items(attributes: Any) -> Any:
-    # ReadableSpan.attributes is a MappingProxy over BoundedAttributes, whose item access takes a
-    # lock per key; read the underlying dict when it is there (same content, same order).
+def _plain_items(attributes: Any) -> Any:
+    """The mapping to read *attributes* from: the dict under a BoundedAttributes when there is one.
+
+    ReadableSpan.attributes is a MappingProxy over BoundedAttributes, whose item access takes a
+    lock per key; the underlying dict has the same content in the same order.
+    """
     inner = getattr(attributes, "_dict", None)
-    return (inner if isinstance(inner, dict) else attributes).items()
+    if inner.__class__ is dict:
+        return inner
+    return attributes or _EMPTY
+
+
+_EMPTY: dict[str, Any] = {}
 
 
 def attributes_to_map(attributes: Mapping[str, Any] | None) -> dict[str, str]:
@@ -245,7 +252,7 @@ def attributes_to_map(attributes: Mapping[str, Any] | None) -> dict[str, str]:
     if not attributes:
         return {}
     convert = attribute_to_string
-    return {key: value if type(value) is str else convert(value) for key, value in _raw_items(attributes)}
+    return {key: value if type(value) is str else convert(value) for key, value in _plain_items(attributes).items()}
 
 
 def _hex_trace_id(trace_id: int) -> str:
@@ -338,17 +345,6 @@ def span_to_row(span: ReadableSpan) -> list[Any]:
     else:
         row += [[], [], [], []]
     return row
-
-
-def _plain_items(attributes: Any) -> Any:
-    # The dict under a BoundedAttributes (same content and order, no lock per key), else the mapping.
-    inner = getattr(attributes, "_dict", None)
-    if inner.__class__ is dict:
-        return inner
-    return attributes or _EMPTY
-
-
-_EMPTY: dict[str, Any] = {}
 
 
 def _flat_maps(maps: list[Any], convert: Any) -> tuple[list[int], list[str], list[str]]:
@@ -464,7 +460,7 @@ def spans_to_arrow(spans: Sequence[ReadableSpan]) -> Any:
         raw_attributes = [span.attributes for span in spans]
         raw_events = [span.events for span in spans]
         raw_links = [span.links for span in spans]
-    attributes = [a._dict if a.__class__ is BoundedAttributes else _plain_items(a) for a in raw_attributes]
+    attributes = [_plain_items(a) for a in raw_attributes]
     attr_offsets, attr_keys, attr_values = _flat_maps(attributes, convert)
 
     # Events and links: most spans have none; flat per-item columns under per-span list offsets.
