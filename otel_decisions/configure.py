@@ -51,7 +51,7 @@ class DecisionAwareSampler(Sampler):
 
     def should_sample(self, parent_context: Any, trace_id: int, name: str, kind: Any = None,
                       attributes: Any = None, links: Any = None, trace_state: Any = None) -> SamplingResult:
-        if name.startswith(semconv.DECISION_SPAN_PREFIX) or name in (semconv.REVIEW_SPAN_NAME, semconv.CHECKPOINT_SPAN_NAME):
+        if semconv.is_decision_record(name):
             parent = trace.get_current_span(parent_context).get_span_context()
             return SamplingResult(SamplingDecision.RECORD_AND_SAMPLE, attributes,
                                   parent.trace_state if parent.is_valid else None)
@@ -105,7 +105,7 @@ class _PrivacyFilter(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         name = span.name
-        if name.startswith(semconv.DECISION_SPAN_PREFIX) or name in (semconv.REVIEW_SPAN_NAME, semconv.CHECKPOINT_SPAN_NAME):
+        if semconv.is_decision_record(name):
             self._inner.on_end(span)  # decision records: errors (e.g. the spool quota) reach the recording call
             return
         try:

@@ -40,6 +40,7 @@ from typing import Any, TypeVar, overload
 from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
 
 from otel_decisions import semconv
+from otel_decisions._runtime import take_refusal
 from otel_decisions.clickhouse.mapping import attribute_to_string
 from otel_decisions.errors import OtelDecisionsError
 from otel_decisions.privacy import PrivacyRecord, to_jsonable
@@ -48,13 +49,37 @@ logger = logging.getLogger("otel_decisions")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+class _IdSource:
+    """A private generator for decision ids, seeded from the OS and re-seeded in a forked child.
+
+    Not the global ``random`` module: an application that calls ``random.seed(42)`` (every
+    reproducible ML script does) would otherwise replay the same ids, and ``decision.id`` is the
+    deduplication key of the store, so a second run's decisions would silently merge into the
+    first's. Not ``os.urandom`` per id either: ids must be unique, not secret, and the syscall costs
+    more than the rest of a decision's validation.
+    """
+
+    def __init__(self) -> None:
+        self._random = random.Random(os.urandom(32))
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._reseed)
+
+    def _reseed(self) -> None:
+        self._random = random.Random(os.urandom(32))
+
+    def uuid4(self) -> str:
+        bits = self._random.getrandbits(128)
+        bits = (bits & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC000 << 48) | (0x8000 << 48)
+        h = f"{bits:032x}"
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_ids = _IdSource()
+
+
 def new_id() -> str:
-    """A random (version 4) UUID. ``random.getrandbits`` instead of ``os.urandom``: ids must be unique,
-    not secret, and the syscall costs more than the rest of a decision's validation. The ``random``
-    module reseeds itself in a forked child, so processes never share a sequence."""
-    bits = (random.getrandbits(128) & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC000 << 48) | (0x8000 << 48)
-    h = f"{bits:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    """A random (version 4) UUID from a private, OS-seeded source; unaffected by ``random.seed()``."""
+    return _ids.uuid4()
 
 
 _UUID_TEXT = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -325,6 +350,9 @@ def record_checkpoint() -> bool:
             semconv.DECISION_PSEUDONYM_KEY_ID: runtime.privacy.key_id,
         }
         runtime.tracer.start_span(semconv.CHECKPOINT_SPAN_NAME, kind=SpanKind.INTERNAL, attributes=attrs).end()
+        refusal = take_refusal()
+        if refusal is not None:
+            raise refusal
         return True
     except Exception as exc:  # noqa: BLE001 - a checkpoint must never break the caller
         logger.warning("otel-decisions: could not record an integrity checkpoint: %s", exc)
@@ -396,23 +424,41 @@ def prefect_identity() -> dict[str, str]:
 
 
 # --- recording ---------------------------------------------------------------------------
-def _seal(attrs: dict[str, Any], record_id: str, timestamp_ns: int) -> tuple[int, str]:
-    """Link a finished record (every other attribute set) into this process's hash chain."""
+def _seal(attrs: dict[str, Any], record_id: str, timestamp_ns: int) -> tuple[dict[str, Any], int, str]:
+    """Link a finished record (every other attribute set) into this process's hash chain.
+
+    Returns the integrity attributes to add, the link's position and the previous hash."""
     chain_id, seq, chain_hash, prev_hash = _chain.link(record_id, timestamp_ns, record_digest(attrs))
-    attrs[semconv.DECISION_INTEGRITY_CHAIN] = chain_id
-    attrs[semconv.DECISION_INTEGRITY_SEQ] = seq
-    attrs[semconv.DECISION_INTEGRITY_HASH] = chain_hash
-    attrs[semconv.DECISION_INTEGRITY_PREV_HASH] = prev_hash
-    return seq, prev_hash
+    integrity = {
+        semconv.DECISION_INTEGRITY_CHAIN: chain_id,
+        semconv.DECISION_INTEGRITY_SEQ: seq,
+        semconv.DECISION_INTEGRITY_HASH: chain_hash,
+        semconv.DECISION_INTEGRITY_PREV_HASH: prev_hash,
+    }
+    return integrity, seq, prev_hash
 
 
 def _record_span(runtime: Any, name: str, attrs: dict[str, Any], record_id: str, now: int,
                  links: Sequence[Link] = ()) -> SpanContext:
-    """Seal *attrs* into the hash chain and record them as one ended span; returns its context."""
-    seq, prev_hash = _seal(attrs, record_id, now)
-    try:
-        span = runtime.tracer.start_span(name, kind=SpanKind.INTERNAL, attributes=attrs, links=links, start_time=now)
+    """Record *attrs* as one ended span, sealed into the hash chain; returns its context.
+
+    The span is started first and sealed only if it records: a span the sampler drops is no
+    record, so it takes no place in the chain (a sealed-then-dropped link would be a permanent
+    gap that ``verify`` reports as a deleted record). The integrity attributes are left out of the
+    record digest, so adding them after the start changes nothing they cover.
+    """
+    span = runtime.tracer.start_span(name, kind=SpanKind.INTERNAL, attributes=attrs, links=links, start_time=now)
+    if not span.is_recording():
         span.end(end_time=now)
+        return span.get_span_context()
+    integrity, seq, prev_hash = _seal(attrs, record_id, now)
+    attrs.update(integrity)
+    span.set_attributes(integrity)
+    try:
+        span.end(end_time=now)
+        refusal = take_refusal()
+        if refusal is not None:
+            raise refusal
     except OtelDecisionsError:
         # The store refused the record (spool quota, disk error): not a record, so not a gap.
         # Any other exception (a timeout or cancellation arriving now) may come after the record

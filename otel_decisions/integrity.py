@@ -42,7 +42,7 @@ from otel_decisions.config import key_id as _key_id
 from otel_decisions.decision import chain_material, checkpoint_material, record_digest
 
 _RECORD_PREDICATE = (
-    f"(startsWith(SpanName, '{semconv.DECISION_SPAN_PREFIX}') OR SpanName = '{semconv.REVIEW_SPAN_NAME}') "
+    f"{semconv.record_sql(semconv.RecordKind.DECISION, semconv.RecordKind.REVIEW)} "
     f"AND SpanAttributes['{semconv.DECISION_INTEGRITY_HASH}'] != ''"
 )
 

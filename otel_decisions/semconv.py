@@ -22,6 +22,53 @@ REVIEW_SPAN_NAME: Final = "decision.review"
 CHECKPOINT_SPAN_NAME: Final = "decision.integrity.checkpoint"
 """A signed checkpoint of a hash chain's head (chain, seq, hash), recorded at flow ends and flushes."""
 
+class RecordKind(str, Enum):
+    """The three kinds of span that are decision records (kept durably, always sampled, never TTL'd)."""
+
+    DECISION = "decision"
+    REVIEW = "review"
+    CHECKPOINT = "checkpoint"
+
+
+def record_kind(span_name: str) -> RecordKind | None:
+    """Which decision record a span of this name is, or ``None`` for any other span.
+
+    The one answer to "is this a decision record?": the sampler, the privacy filter, the durable
+    processor, the store's views and ``verify`` all ask it here (SQL forms: :func:`record_sql`).
+    """
+    if span_name.startswith(DECISION_SPAN_PREFIX):
+        return RecordKind.DECISION
+    if span_name == REVIEW_SPAN_NAME:
+        return RecordKind.REVIEW
+    if span_name == CHECKPOINT_SPAN_NAME:
+        return RecordKind.CHECKPOINT
+    return None
+
+
+def is_decision_record(span_name: str) -> bool:
+    """A decision, review or checkpoint span."""
+    return record_kind(span_name) is not None
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def record_sql(*kinds: RecordKind, column: str = "SpanName") -> str:
+    """The SQL form of :func:`record_kind` on a span-name column: true for the given kinds (default all three)."""
+    chosen = kinds or tuple(RecordKind)
+    parts = []
+    if RecordKind.DECISION in chosen:
+        parts.append(f"startsWith({column}, {_sql_text(DECISION_SPAN_PREFIX)})")
+    names = [name for kind, name in ((RecordKind.REVIEW, REVIEW_SPAN_NAME), (RecordKind.CHECKPOINT, CHECKPOINT_SPAN_NAME))
+             if kind in chosen]
+    if len(names) == 1:
+        parts.append(f"{column} = {_sql_text(names[0])}")
+    elif names:
+        parts.append(f"{column} IN ({', '.join(_sql_text(n) for n in names)})")
+    return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+
+
 # --- decision attributes ----------------------------------------------------
 DECISION_ID: Final = "decision.id"
 DECISION_TYPE: Final = "decision.type"

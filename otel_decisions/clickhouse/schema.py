@@ -258,13 +258,12 @@ _SPAN_COLUMNS = (
 
 def decision_span_predicate() -> str:
     """SQL predicate on ``otel_traces`` selecting decision spans."""
-    prefix = semconv.DECISION_SPAN_PREFIX.replace("'", "\\'")
-    return f"startsWith(SpanName, '{prefix}') AND SpanAttributes['{semconv.DECISION_ID}'] != ''"
+    return f"{semconv.record_sql(semconv.RecordKind.DECISION)} AND SpanAttributes['{semconv.DECISION_ID}'] != ''"
 
 
 def review_span_predicate() -> str:
     """SQL predicate on ``otel_traces`` selecting review spans."""
-    return f"SpanName = '{semconv.REVIEW_SPAN_NAME}' AND SpanAttributes['{semconv.DECISION_REVIEW_ID}'] != ''"
+    return f"{semconv.record_sql(semconv.RecordKind.REVIEW)} AND SpanAttributes['{semconv.DECISION_REVIEW_ID}'] != ''"
 
 
 def _typed_select(columns: tuple[Column, ...], source: str, predicate: str) -> str:
@@ -448,11 +447,7 @@ def traces_ttl_sql(days: int | None, database: str = "default", cluster: str | N
         return f"ALTER TABLE {target} REMOVE TTL"
     if days < 0:
         raise OtelDecisionsError(f"traces TTL: days must be positive, got {days}")
-    prefix = semconv.DECISION_SPAN_PREFIX.replace("'", "\\'")
-    keep = (
-        f"startsWith(SpanName, '{prefix}') OR SpanName IN "
-        f"('{semconv.REVIEW_SPAN_NAME}', '{semconv.CHECKPOINT_SPAN_NAME}')"
-    )
+    keep = semconv.record_sql()
     return f"ALTER TABLE {target} MODIFY TTL toDateTime(Timestamp) + toIntervalDay({int(days)}) DELETE WHERE NOT ({keep})"
 
 

@@ -73,12 +73,7 @@ def is_durable_span(span: ReadableSpan, settings: DecisionSettings) -> bool:
     """Decision and review spans, spans named in ``settings.durable_span_names``, and flow-run
     spans carrying ``decision.flow.captured`` (the completeness check needs that count)."""
     name = span.name
-    if (
-        name.startswith(semconv.DECISION_SPAN_PREFIX)
-        or name == semconv.REVIEW_SPAN_NAME
-        or name == semconv.CHECKPOINT_SPAN_NAME
-        or name in settings.durable_span_names
-    ):
+    if semconv.is_decision_record(name) or name in settings.durable_span_names:
         return True
     attributes = span.attributes
     return bool(attributes) and semconv.DECISION_FLOW_CAPTURED in attributes  # type: ignore[operator]

@@ -25,6 +25,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
 
+from otel_decisions import _runtime, semconv
 from otel_decisions.config import DecisionSettings
 from otel_decisions.delivery._shipper import Shipper
 from otel_decisions.delivery._spool import SpoolWriter
@@ -65,6 +66,7 @@ class DurableSpanProcessor(SpanProcessor):
         self._ship = ship
         self._segment_bytes = segment_bytes
         self._shut = False
+        self._dropped_run_spans = 0
         self._start()
         self._register_metrics(meter_provider)
         ref = weakref.ref(self)
@@ -98,9 +100,20 @@ class DurableSpanProcessor(SpanProcessor):
         return None
 
     def on_end(self, span: ReadableSpan) -> None:
+        """Spool the span. Never raises (see ``otel_decisions._runtime``): a decision record the
+        spool refuses is handed to the recording call, which raises it; any other span is logged."""
         # Every selected span is a record to keep: the sampled flag does not drop it.
-        if self._select is None or self._select(span, self.settings):
+        if self._select is not None and not self._select(span, self.settings):
+            return
+        try:
             self.writer.append(span)
+        except Exception as exc:  # noqa: BLE001 - the SDK calls on_end from span.end(): never raise there
+            if semconv.is_decision_record(span.name):
+                _runtime.report_refusal(exc)
+            else:
+                self._dropped_run_spans += 1
+                if self._dropped_run_spans == 1:
+                    logger.warning("otel-decisions delivery: a %r span was not spooled and is dropped: %s", span.name, exc)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """fsync the spool, then wait (within the timeout) until this process's records are delivered."""

@@ -24,7 +24,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
-from otel_decisions import semconv
+from otel_decisions import _runtime, semconv
 from otel_decisions.config import load_settings
 from otel_decisions.delivery import DurableSpanProcessor, SpoolQuotaError, exporters_from_settings
 
@@ -83,9 +83,9 @@ def main() -> None:
             },
             context=context,
         )
-        try:
-            span.end()
-        except SpoolQuotaError as exc:
+        span.end()  # never raises: a refused record is handed to the recording call (the contract)
+        exc = _runtime.take_refusal()
+        if isinstance(exc, SpoolQuotaError):
             print(f"REJECTED: {exc}", file=sys.stderr, flush=True)
             if rejected is not None:
                 os.write(rejected, (decision_id + "\n").encode())
