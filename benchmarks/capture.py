@@ -89,7 +89,7 @@ def main() -> int:
         )
 
     # The attributes one record_decision call records, as the SDK received them.
-    decision_module = sys.modules["otel_decisions.decision"]
+    decision_module = sys.modules["otel_decisions.capture"]
     seen: dict = {}
     original = decision_module._record_span
 

@@ -35,7 +35,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider 
 from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: E402
 
 from otel_decisions import semconv  # noqa: E402
-from otel_decisions.config import DecisionSettings  # noqa: E402
+from otel_decisions.settings import DecisionSettings  # noqa: E402
 from otel_decisions.delivery import DurableSpanProcessor  # noqa: E402
 from tests.delivery_helpers.harness import Receiver, free_port  # noqa: E402
 

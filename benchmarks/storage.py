@@ -28,11 +28,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from otel_decisions import semconv  # noqa: E402
-from otel_decisions.clickhouse.client import get_client  # noqa: E402
-from otel_decisions.clickhouse.exporter import INSERT_SETTINGS, ClickHouseSpanExporter  # noqa: E402
-from otel_decisions.clickhouse.mapping import TRACES_COLUMNS, TRACES_INSERT_TYPES, span_to_row, spans_to_arrow  # noqa: E402
-from otel_decisions.clickhouse.schema import apply_migrations  # noqa: E402
-from otel_decisions.queries import get_query, run_query  # noqa: E402
+from otel_decisions.store.client import get_client  # noqa: E402
+from otel_decisions.store.exporter import INSERT_SETTINGS, ClickHouseSpanExporter  # noqa: E402
+from otel_decisions.store.mapping import TRACES_COLUMNS, TRACES_INSERT_TYPES, span_to_row, spans_to_arrow  # noqa: E402
+from otel_decisions.store.schema import apply_migrations  # noqa: E402
+from otel_decisions.catalogue import get_query, run_query  # noqa: E402
 from tests.seed import build_seed  # noqa: E402
 
 

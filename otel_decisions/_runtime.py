@@ -1,7 +1,8 @@
 """Process state set by ``sdk.configure()`` and read by the layers below it.
 
 Holds the current :class:`Runtime` (settings, compiled privacy policy, tracer) and the refusal
-channel between the durable span processor and the recording call.
+channel between the durable span processor and the recording call. Without ``configure()``,
+:func:`get_runtime` builds one from the environment on the global tracer provider.
 
 The refusal channel is the contract for a record the store cannot keep (spool quota reached,
 disk error): a span processor never raises out of ``on_end`` (the SDK calls every processor in
@@ -23,7 +24,80 @@ Example::
 
 from __future__ import annotations
 
+import logging
 import threading
+from dataclasses import dataclass, field
+
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+
+from otel_decisions import semconv
+from otel_decisions._version import __version__
+from otel_decisions.privacy import PrivacyPolicy
+from otel_decisions.settings import DecisionSettings, load_settings
+
+logger = logging.getLogger("otel_decisions")
+
+
+@dataclass
+class Runtime:
+    """What the capture API uses: settings, compiled privacy policy and a tracer."""
+
+    settings: DecisionSettings
+    privacy: PrivacyPolicy
+    tracer_provider: trace.TracerProvider
+    tracer: trace.Tracer
+    configured: bool
+    _warned: set[str] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def warn_once(self, key: str, message: str) -> None:
+        """Log *message* once per key (problems in instrumentation are reported, never raised)."""
+        with self._lock:
+            if key in self._warned:
+                return
+            self._warned.add(key)
+        logger.warning(message)
+
+
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
+
+
+def make_runtime(settings: DecisionSettings, provider: trace.TracerProvider, *, configured: bool,
+                 policy: PrivacyPolicy | None = None) -> Runtime:
+    tracer = provider.get_tracer(semconv.INSTRUMENTATION_SCOPE, __version__)
+    return Runtime(settings=settings, privacy=policy or PrivacyPolicy.from_settings(settings),
+                   tracer_provider=provider, tracer=tracer, configured=configured)
+
+
+def get_runtime() -> Runtime:
+    """The current runtime; without ``configure()``, settings come from the environment and spans go to the global provider."""
+    global _runtime
+    runtime = _runtime
+    if runtime is not None:
+        return runtime
+    with _runtime_lock:
+        if _runtime is None:
+            _runtime = make_runtime(load_settings(), trace.get_tracer_provider(), configured=False)
+            if not isinstance(trace.get_tracer_provider(), TracerProvider):
+                logger.warning(
+                    "otel-decisions: no SDK tracer provider is set, so decisions are not recorded. "
+                    "Call otel_decisions.configure() at start-up (or run under opentelemetry-instrument)."
+                )
+        return _runtime
+
+
+def current_runtime() -> Runtime | None:
+    """The runtime if one exists (``None`` before the first recording call or ``configure()``)."""
+    return _runtime
+
+
+def set_runtime(runtime: Runtime | None) -> None:
+    """Install *runtime* (``configure()``), or drop the configured one (``shutdown()``)."""
+    global _runtime
+    with _runtime_lock:
+        _runtime = runtime
 
 _refusals = threading.local()
 

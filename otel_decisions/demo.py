@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shlex
+import shutil
 import sys
 import time
 from datetime import datetime, timedelta, timezone
@@ -23,7 +25,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from otel_decisions.config import load_settings
+from otel_decisions.settings import load_settings
 from otel_decisions.errors import OtelDecisionsError
 
 EXAMPLES = ("credit_decisioning", "clinical_triage", "existing_flow")
@@ -107,9 +109,9 @@ def run_demo(
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     import otel_decisions
-    from otel_decisions.clickhouse.approvals import approve_model
-    from otel_decisions.clickhouse.client import get_client
-    from otel_decisions.clickhouse.schema import apply_migrations
+    from otel_decisions.store.approvals import approve_model
+    from otel_decisions.store.client import get_client
+    from otel_decisions.store.schema import apply_migrations
 
     console = console or Console()
     if exporter not in ("clickhouse", "otlp"):
@@ -117,7 +119,12 @@ def run_demo(
     if applicants < 1:
         raise OtelDecisionsError(f"--applicants must be at least 1, got {applicants}")
     started = time.perf_counter()
+    fresh = dsn is None
     settings = load_settings(dsn=dsn)
+    if fresh:
+        # The demo's own store, spool and key, beside (never inside) the user's: a re-run replaces it.
+        demo_dir = settings.data_dir / "demo"
+        settings = load_settings(data_dir=str(demo_dir), dsn=f"chdb://{(demo_dir / 'chdb').resolve()}?database=demo")
     dsn = settings.resolved_dsn
     report_path = (report_path or Path("otel-decisions-report.html")).resolve()
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -128,6 +135,10 @@ def run_demo(
     # Open the store first: a second concurrent demo on the same embedded database stops here,
     # with a message saying which process holds it, before any flow runs.
     client = get_client(dsn)
+    if fresh:
+        client.command("DROP DATABASE IF EXISTS demo SYNC")  # the previous demo run's data only
+        client.close()
+        client = get_client(dsn)
     apply_migrations(client)
     stored_before = _count(client, "decisions", "decision_id")
     reviews_before = _count(client, "decision_reviews", "review_id")
@@ -144,6 +155,7 @@ def run_demo(
         environment="demo",
         exporters=[exporter],
         dsn=dsn,
+        data_dir=str(settings.data_dir),
     )
     instrumentor = otel_decisions.PrefectInstrumentor()
     if not instrumentor.is_instrumented_by_opentelemetry:
@@ -181,9 +193,9 @@ def run_demo(
         )
     _print_summary(console, client)
 
-    from otel_decisions.report import write_report
+    from otel_decisions.output.report import write_report
 
-    from otel_decisions.clickhouse.client import redact_dsn
+    from otel_decisions.store.client import redact_dsn
 
     write_report(client, report_path, database=redact_dsn(dsn))
     result = DemoResult(dsn=dsn, report_path=report_path, counts=counts, decisions_stored=stored,
@@ -199,7 +211,7 @@ def _count(client: Any, table: str, key: str) -> int:
 def _print_summary(console: Any, client: Any) -> None:
     from rich.table import Table
 
-    from otel_decisions.queries import run_query
+    from otel_decisions.catalogue import run_query
 
     console.rule("[bold]Compliance summary")
     for name, title, wanted, limit in SUMMARY_QUERIES:
@@ -227,8 +239,25 @@ def _cell(value: Any, column: str = "") -> str:
     return text if len(text) <= 64 else text[:61] + "…"
 
 
+def cli_command() -> str:
+    """How to run ``otel-decisions`` from this shell: the bare name when PATH finds this installation's
+    script, else its path (relative to the working directory when shorter), so it works as pasted."""
+    script = Path(sys.executable).parent / "otel-decisions"
+    found = shutil.which("otel-decisions")
+    if found and Path(found).resolve() == script.resolve():
+        return "otel-decisions"
+    if not script.exists():
+        return f"{sys.executable} -m otel_decisions.cli"
+    try:
+        relative = script.relative_to(Path.cwd())
+    except ValueError:
+        return str(script)
+    return str(relative) if relative.parts[0].startswith(".") else f"./{relative}"
+
+
 def _print_next_steps(console: Any, result: DemoResult) -> None:
-    dsn = result.dsn
+    dsn = shlex.quote(result.dsn)
+    cli = cli_command()
     console.rule("[bold]Done")
     console.print(
         f"[green]{result.decisions_stored}[/] decisions and [green]{result.reviews_stored}[/] reviews stored "
@@ -236,9 +265,9 @@ def _print_next_steps(console: Any, result: DemoResult) -> None:
         f"Evidence report: [bold]{result.report_path}[/] (self-contained; open it in any browser)\n"
         f"Database:        [bold]{dsn}[/]\n\n"
         "Next:\n"
-        "  otel-decisions query list\n"
-        f"  otel-decisions query run adverse_action_reasons --dsn {dsn} --format table\n"
-        f"  otel-decisions query run override_rate_by_model --dsn {dsn} --format csv\n"
+        f"  {cli} query list\n"
+        f"  {cli} query run adverse_action_reasons --dsn {dsn} --format table\n"
+        f"  {cli} query run override_rate_by_model --dsn {dsn} --format csv\n"
         "  Traces in Jaeger: `docker compose up` runs the full stack (UI on http://localhost:16686), or\n"
-        f"  `otel-decisions export-trace TRACE_ID --format otlp-json --dsn {dsn}` writes a trace Jaeger can load."
+        f"  `{cli} export-trace TRACE_ID --format otlp-json --dsn {dsn}` writes a trace Jaeger can load."
     )

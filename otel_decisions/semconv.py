@@ -171,16 +171,6 @@ class DecisionSource(str, Enum):
     """A function decorated with ``@decision`` returned."""
 
 
-class RetentionClass(str, Enum):
-    """Retention classes; each maps to a retention period in storage. Legal holds override."""
-
-    STANDARD = "standard"
-    FINRA_6Y = "finra-6y"
-    HIPAA_6Y = "hipaa-6y"
-    GDPR_MINIMAL = "gdpr-minimal"
-    PERMANENT = "permanent"
-
-
 REDACTION_SENTINEL: Final = "[REDACTED]"
 """Replaces a masked value: "hidden" is distinguishable from "missing"."""
 TRUNCATION_MARKER: Final = "…[truncated {dropped} chars]"

@@ -1573,7 +1573,7 @@ def _main(argv: list[str] | None = None) -> int:
     """``python -m otel_decisions.serve`` (same options as ``otel-decisions serve``)."""
     import argparse
 
-    from otel_decisions.config import DecisionSettings
+    from otel_decisions.settings import DecisionSettings
 
     parser = argparse.ArgumentParser(prog="python -m otel_decisions.serve", description=__doc__.split("\n\n")[0])
     parser.add_argument("--dsn", default=None)

@@ -39,7 +39,7 @@ def attributes_table() -> str:
 
 
 def queries_table() -> str:
-    from otel_decisions.queries import load_catalogue
+    from otel_decisions.catalogue import load_catalogue
 
     lines = ["| name | question | regulations |", "|---|---|---|"]
     for name, query in sorted(load_catalogue().items()):
@@ -49,7 +49,7 @@ def queries_table() -> str:
 
 
 def settings_table() -> str:
-    from otel_decisions.config import ENV_PREFIX, DecisionSettings
+    from otel_decisions.settings import ENV_PREFIX, DecisionSettings
 
     lines = ["| environment variable | default | meaning |", "|---|---|---|"]
     for name, info in DecisionSettings.model_fields.items():

@@ -31,7 +31,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Link, Status, StatusCode
 
 from otel_decisions import semconv
-from otel_decisions.decision import chain_material, record_digest
+from otel_decisions.integrity import chain_material, record_digest
 
 SEED_CHAIN = "5eed0000-0000-4000-8000-000000000001"
 """Integrity chain id of every seeded decision."""
@@ -189,13 +189,13 @@ def build_seed(
             options = ["approve", "deny", "refer"]
             pool = _CREDIT_REASONS
             regulations = ["ECOA-RegB-1002.9", "FCRA-615"]
-            retention = semconv.RetentionClass.FINRA_6Y.value
+            retention = "finra-6y"
         else:
             outcome = rng.choice(("urgent", "routine", "refer"))
             options = ["urgent", "routine", "refer"]
             pool = _TRIAGE_REASONS
             regulations = ["HIPAA-164.312(b)", "EU-AI-Act-14"]
-            retention = semconv.RetentionClass.HIPAA_6Y.value
+            retention = "hipaa-6y"
         confidence = None if rng.random() < 0.03 else round(rng.uniform(0.35, 0.99), 4)
         reasons = rng.sample(pool, k=rng.randint(2, 4))
         rationale = f"{outcome}: " + "; ".join(reasons[:2])
@@ -381,7 +381,7 @@ def seed_decisions(target: Any, n: int = 300, seed: int = 7, *, redeliver: int =
     """
     from opentelemetry.sdk.trace.export import SpanExportResult
 
-    from otel_decisions.clickhouse.exporter import ClickHouseSpanExporter
+    from otel_decisions.store.exporter import ClickHouseSpanExporter
 
     exporter = target if isinstance(target, ClickHouseSpanExporter) else ClickHouseSpanExporter(client=target)
     data = build_seed(n, seed, **kwargs)

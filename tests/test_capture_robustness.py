@@ -13,7 +13,7 @@ from prefect import flow, task
 
 import otel_decisions
 from otel_decisions import semconv
-from otel_decisions.config import load_settings
+from otel_decisions.settings import load_settings
 from otel_decisions.privacy import luhn_valid
 
 from .conftest import TEST_HMAC_KEY
@@ -125,7 +125,7 @@ def test_task_exception_unchanged_and_earlier_decision_kept(captured):
 def test_malformed_privacy_policy_in_environment_logged_once_task_unchanged(monkeypatch, caplog):
     import importlib
 
-    configure_module = importlib.import_module("otel_decisions.configure")
+    configure_module = importlib.import_module("otel_decisions._runtime")
 
     monkeypatch.setenv("OTEL_DECISIONS_PRIVACY_DENY_PATTERNS", "ssn,(unclosed")
     monkeypatch.setattr(configure_module, "_runtime", None)  # as in a process that never called configure()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typer.testing import CliRunner
 
 from otel_decisions.cli import app
-from otel_decisions.config import load_settings
+from otel_decisions.settings import load_settings
 from otel_decisions.privacy import PrivacyPolicy
 
 

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from otel_decisions.cli import app
-from otel_decisions.clickhouse.client import get_client
+from otel_decisions.store.client import get_client
 from tests.seed import fresh_chdb_dsn, seed_decisions
 
 runner = CliRunner()
@@ -120,3 +120,22 @@ def test_schema_apply_dry_run_prints_cluster_ddl():
     assert result.exit_code == 0, result.output
     assert 'CREATE TABLE IF NOT EXISTS "otel"."otel_traces" ON CLUSTER `prod` (' in result.output
     assert "ReplicatedReplacingMergeTree" in result.output
+
+
+@pytest.mark.parametrize("command", [("delivery", "status"), ("query", "run", "overrides"), ("verify",), ("db", "info")])
+def test_an_invalid_setting_is_one_message_and_exit_2_on_every_command(command, monkeypatch, tmp_path):
+    monkeypatch.setenv("OTEL_DECISIONS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("OTEL_DECISIONS_COMMIT_MAX_RECORDS", "0")
+    result = runner.invoke(app, list(command))
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    assert "commit_max_records" in result.output and "OTEL_DECISIONS_COMMIT_MAX_RECORDS" in result.output
+    assert "Traceback" not in result.output and not isinstance(result.exception, ValueError)
+
+
+@pytest.mark.parametrize("command", [("verify",), ("query", "run", "overrides")])
+def test_no_decision_store_here_has_its_own_message_and_exit_code(command, tmp_path):
+    """An empty database (no `schema apply`) is not tampering (exit 1) and not a crash."""
+    dsn = fresh_chdb_dsn("empty-store")
+    result = runner.invoke(app, [*command, "--dsn", dsn])
+    assert result.exit_code == 3, (result.exit_code, result.output, result.exception)
+    assert "no decision store here" in result.output and "schema apply" in result.output

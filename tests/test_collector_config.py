@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from otel_decisions.clickhouse import schema
-from otel_decisions.clickhouse.mapping import TRACES_COLUMNS
+from otel_decisions.store import schema
+from otel_decisions.store.mapping import TRACES_COLUMNS
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "collector_config"
 COLLECTOR_CONFIGS = sorted(CONFIG_DIR.glob("otelcol*.yaml"))

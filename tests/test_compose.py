@@ -18,7 +18,7 @@ def _env_refs(text: str) -> set[str]:
 
 
 def test_images_are_pinned_and_collector_matches_the_ddl_release():
-    from otel_decisions.clickhouse.schema import COLLECTOR_VERSION
+    from otel_decisions.store.schema import COLLECTOR_VERSION
 
     for name, service in SERVICES.items():
         image = service.get("image")

@@ -10,7 +10,8 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 import otel_decisions
 from otel_decisions import semconv
-from otel_decisions.configure import DecisionAwareSampler, get_runtime
+from otel_decisions._runtime import get_runtime
+from otel_decisions.sdk import DecisionAwareSampler
 
 from .conftest import TEST_HMAC_KEY
 
@@ -60,8 +61,8 @@ def test_configure_again_replaces_instead_of_stacking(tmp_path):
 
 def test_resource_from_settings(tmp_path, monkeypatch):
     monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "team=risk")
-    from otel_decisions.configure import _resource_attributes
-    from otel_decisions.config import load_settings
+    from otel_decisions.sdk._configure import _resource_attributes
+    from otel_decisions.settings import load_settings
 
     settings = load_settings(service_name="scoring", service_version="1.2.3", environment="production")
     attrs = Resource.create(_resource_attributes(settings)).attributes
@@ -73,8 +74,8 @@ def test_otlp_protocol_follows_the_standard_variables(monkeypatch):
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Grpc
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Http
 
-    from otel_decisions.configure import build_exporters
-    from otel_decisions.config import load_settings
+    from otel_decisions.sdk import build_exporters
+    from otel_decisions.settings import load_settings
 
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", raising=False)
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_PROTOCOL", raising=False)

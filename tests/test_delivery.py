@@ -20,7 +20,7 @@ from opentelemetry.trace import Link, StatusCode
 from typer.testing import CliRunner
 
 from otel_decisions import semconv
-from otel_decisions.config import DecisionSettings
+from otel_decisions.settings import DecisionSettings
 from otel_decisions.delivery import (
     DurableSpanProcessor,
     delivery_status,

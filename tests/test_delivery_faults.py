@@ -123,7 +123,7 @@ def _chdb_available() -> bool:
     try:
         import chdb  # noqa: F401
 
-        from otel_decisions.clickhouse.exporter import ClickHouseSpanExporter  # noqa: F401
+        from otel_decisions.store.exporter import ClickHouseSpanExporter  # noqa: F401
     except ImportError:
         return False
     return True
@@ -142,8 +142,8 @@ def test_kill_9_mid_run_then_drain_into_chdb(tmp_path: Path) -> None:
             PYTHON,
             "-c",
             "import json, sys\n"
-            "from otel_decisions.config import load_settings\n"
-            "from otel_decisions.clickhouse.client import get_client\n"
+            "from otel_decisions.settings import load_settings\n"
+            "from otel_decisions.store.client import get_client\n"
             "client = get_client(load_settings().resolved_dsn)\n"
             "rows = client.query('SELECT decision_id, count() FROM decisions FINAL GROUP BY decision_id').result_rows\n"
             "print(json.dumps({str(k): v for k, v in rows}))",
@@ -232,9 +232,9 @@ def test_truncated_segment_prefix_delivered_tail_quarantined(tmp_path: Path) -> 
 
 _COMPLETENESS_SCRIPT = """
 import json, sys
-from otel_decisions.config import load_settings
-from otel_decisions.clickhouse.client import get_client
-from otel_decisions.queries import run_query
+from otel_decisions.settings import load_settings
+from otel_decisions.store.client import get_client
+from otel_decisions.catalogue import run_query
 client = get_client(load_settings().resolved_dsn)
 before = run_query(client, "delivery_completeness").as_dicts()
 lost = sys.argv[1:]
@@ -287,10 +287,11 @@ def test_forked_child_spools_to_its_own_directory(tmp_path: Path) -> None:
 import os, sys, uuid
 from opentelemetry.sdk.trace import TracerProvider
 from otel_decisions import semconv
-from otel_decisions.config import load_settings
-from otel_decisions.delivery import DurableSpanProcessor, exporters_from_settings
+from otel_decisions.settings import load_settings
+from otel_decisions.delivery import DurableSpanProcessor
+from otel_decisions.sdk import build_exporters
 settings = load_settings()
-processor = DurableSpanProcessor(exporters_from_settings(settings), settings, shutdown_timeout_s=10)
+processor = DurableSpanProcessor(build_exporters(settings), settings, shutdown_timeout_s=10)
 provider = TracerProvider(); provider.add_span_processor(processor)
 tracer = provider.get_tracer("t")
 def record(path, n):

@@ -47,9 +47,9 @@ def _inspect(dsn: str, tmp: Path) -> dict:
     """Run every catalogue query (and some counts) in a fresh process: chDB allows one path per process."""
     code = textwrap.dedent(f"""
         import json
-        from otel_decisions.clickhouse.client import get_client
-        from otel_decisions.integrity import verify
-        from otel_decisions.queries import load_catalogue, run_query
+        from otel_decisions.store.client import get_client
+        from otel_decisions.verify import verify
+        from otel_decisions.catalogue import load_catalogue, run_query
         client = get_client({dsn!r})
         one = lambda sql: client.query(sql).result_rows[0]
         params = {{

@@ -7,11 +7,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from typer.testing import CliRunner
 
 import otel_decisions
-from otel_decisions.clickhouse.client import get_client
-from otel_decisions.clickhouse.exporter import ClickHouseSpanExporter
-from otel_decisions.clickhouse.schema import apply_migrations
+from otel_decisions.store.client import get_client
+from otel_decisions.store.exporter import ClickHouseSpanExporter
+from otel_decisions.store.schema import apply_migrations
 from otel_decisions.cli import app
-from otel_decisions.integrity import verify
+from otel_decisions.verify import verify
 
 from .conftest import TEST_HMAC_KEY
 from .seed import fresh_chdb_dsn
@@ -26,7 +26,7 @@ class _Store:
         self.dsn = fresh_chdb_dsn(name)
         self.client = get_client(self.dsn)
         apply_migrations(self.client)
-        importlib.import_module("otel_decisions.decision")._chain._reset()  # this database holds the whole chain
+        importlib.import_module("otel_decisions.capture").chain.reset()  # this database holds the whole chain
         self.memory = InMemorySpanExporter()
         otel_decisions.configure(exporters=["none"], span_exporters=[self.memory], durable=False,
                                  data_dir=str(tmp_path), hmac_key=TEST_HMAC_KEY)
@@ -210,7 +210,7 @@ def test_a_refused_record_leaves_no_gap_in_the_chain(tmp_path):
 
     provider = TracerProvider()
     provider.add_span_processor(RefuseSecondDecision())
-    importlib.import_module("otel_decisions.decision")._chain._reset()
+    importlib.import_module("otel_decisions.capture").chain.reset()
     otel_decisions.configure(tracer_provider=provider, exporters=["none"], durable=False,
                              data_dir=str(tmp_path), hmac_key=TEST_HMAC_KEY)
     try:

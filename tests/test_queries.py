@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from otel_decisions.clickhouse.approvals import approve_model
-from otel_decisions.clickhouse.client import get_client
-from otel_decisions.queries import QueryError, load_catalogue, parse_query_file, run_query
+from otel_decisions.store.approvals import approve_model
+from otel_decisions.store.client import get_client
+from otel_decisions.catalogue import QueryError, load_catalogue, parse_query_file, run_query
 from tests.seed import SEED_CHAIN, ADVERSE_OUTCOMES, SEED_START, fresh_chdb_dsn, seed_decisions
 
 N = 400

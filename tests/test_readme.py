@@ -19,8 +19,8 @@ def test_tables_match_semconv_queries_and_settings():
 
 def test_every_attribute_query_and_setting_is_in_the_readme():
     from otel_decisions import semconv
-    from otel_decisions.config import ENV_PREFIX, DecisionSettings
-    from otel_decisions.queries import load_catalogue
+    from otel_decisions.settings import ENV_PREFIX, DecisionSettings
+    from otel_decisions.catalogue import load_catalogue
 
     for key in [*semconv.DECISION_ATTRIBUTES, *semconv.REVIEW_ATTRIBUTES]:
         assert f"| `{key}` |" in README, key
@@ -43,7 +43,7 @@ def test_configure_takes_every_setting_as_a_keyword():
     import inspect
 
     import otel_decisions
-    from otel_decisions.config import DecisionSettings
+    from otel_decisions.settings import DecisionSettings
 
     params = inspect.signature(otel_decisions.configure).parameters
     missing = [name for name in DecisionSettings.model_fields if name not in params]

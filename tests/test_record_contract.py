@@ -24,7 +24,7 @@ import numpy
 random.seed(42)
 numpy.random.seed(42)
 from otel_decisions import record_decision
-from otel_decisions.decision import new_id
+from otel_decisions.capture import new_id
 print(new_id())
 print(record_decision(type="t", outcome="ok").id)
 """
@@ -45,7 +45,7 @@ def test_ids_do_not_repeat_after_the_application_seeds_random() -> None:
 
 
 def test_ids_differ_in_a_forked_child() -> None:
-    from otel_decisions.decision import new_id
+    from otel_decisions.capture import new_id
 
     new_id()
     read, write = os.pipe()
@@ -110,7 +110,7 @@ def test_a_refused_record_raises_at_the_recording_call_and_no_processor_raises(t
     processor's ``on_end`` raises nothing (a processor after it still sees the span), and a run span the
     spool refuses never raises into whatever ended it."""
     from otel_decisions.delivery import DurableSpanProcessor, SpoolQuotaError
-    from otel_decisions.config import load_settings
+    from otel_decisions.settings import load_settings
 
     settings = load_settings(data_dir=str(tmp_path), spool_quota_bytes=1 << 16, quota_policy="fail", exporters=["none"])
     durable = DurableSpanProcessor([InMemorySpanExporter()], settings, ship=False)

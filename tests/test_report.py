@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from otel_decisions.report import MAX_ADVERSE_ROWS, ReportData, render_report
+from otel_decisions.output.report import MAX_ADVERSE_ROWS, ReportData, render_report
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("OTEL_DECISIONS_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -36,10 +36,10 @@ from pathlib import Path
 
 out = Path(sys.argv[1])
 import otel_decisions
-from otel_decisions.clickhouse.approvals import approve_model
-from otel_decisions.clickhouse.client import get_client
-from otel_decisions.clickhouse.schema import apply_migrations
-from otel_decisions.report import write_report
+from otel_decisions.store.approvals import approve_model
+from otel_decisions.store.client import get_client
+from otel_decisions.store.schema import apply_migrations
+from otel_decisions.output.report import write_report
 
 dsn = f"chdb://{out / 'chdb'}"
 otel_decisions.configure(exporters=["clickhouse"], dsn=dsn, data_dir=str(out / "data"), durable=False,

@@ -124,7 +124,7 @@ def served(tmp_path: Path) -> Iterator[ServeProcess]:
 
 
 def _client(url: str) -> Any:
-    from otel_decisions.clickhouse.client import get_client
+    from otel_decisions.store.client import get_client
 
     return get_client(url)
 
@@ -153,7 +153,7 @@ def _shape(client: Any, database: str, table: str) -> dict[str, Any]:
 
 
 def test_collector_create_schema_through_serve_matches_schema_apply(served: ServeProcess, tmp_path: Path) -> None:
-    from otel_decisions.clickhouse.schema import apply_migrations
+    from otel_decisions.store.schema import apply_migrations
 
     collector = Collector(tmp_path, served.url, create_schema=True, database="collector_db").start()
     try:
@@ -237,7 +237,7 @@ _FLOW = textwrap.dedent(
 
 @pytest.mark.slow
 def test_flow_to_collector_to_serve_while_another_process_queries(served: ServeProcess, tmp_path: Path) -> None:
-    from otel_decisions.clickhouse.schema import apply_migrations
+    from otel_decisions.store.schema import apply_migrations
 
     apply_migrations(_client(served.url))  # the project owns the DDL; the collector runs create_schema: false
     collector = Collector(tmp_path, served.url).start()
@@ -305,7 +305,7 @@ def test_flow_to_collector_to_serve_while_another_process_queries(served: ServeP
     assert typed == [("credit.approval", "approve", 0.87, ["income_to_debt", "payment_history"], "credit-gbm", "3.1.0")]
     # The real collector rendered every attribute (floats, bools, arrays) exactly as the
     # Python path does: the integrity chain, which hashes the stored strings, verifies.
-    from otel_decisions.integrity import verify
+    from otel_decisions.verify import verify
 
     report = verify(_client(served.url))
     assert report.checked >= 1 and report.ok, report.problems

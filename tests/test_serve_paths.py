@@ -29,8 +29,8 @@ VOLATILE_COLUMNS = frozenset({"ingested_at"})
 
 def catalogue_results(dsn: str) -> dict[str, Any]:
     """Seed the standard data set through the exporter at *dsn*, then run every catalogue query."""
-    from otel_decisions.clickhouse.exporter import ClickHouseSpanExporter
-    from otel_decisions.queries import load_catalogue, run_query
+    from otel_decisions.store.exporter import ClickHouseSpanExporter
+    from otel_decisions.catalogue import load_catalogue, run_query
     from tests.seed import seed_decisions
 
     exporter = ClickHouseSpanExporter(dsn)  # opens the client through the factory, applies the schema
@@ -74,7 +74,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
 
 
 def test_client_factory_with_http_dsn(served: ServeProcess) -> None:
-    from otel_decisions.clickhouse.client import get_client
+    from otel_decisions.store.client import get_client
 
     client = get_client(f"{served.url}/default")
     assert client.command("SELECT 1") == 1
@@ -87,7 +87,7 @@ def test_client_factory_with_http_dsn(served: ServeProcess) -> None:
 
 def test_schema_apply_cli_through_serve(served: ServeProcess) -> None:
     env = {**os.environ, "OTEL_DECISIONS_DSN": f"{served.url}/cli_db"}
-    from otel_decisions.clickhouse.client import get_client
+    from otel_decisions.store.client import get_client
 
     get_client(served.url).command("CREATE DATABASE IF NOT EXISTS cli_db")
     for _ in range(2):  # idempotent

@@ -17,9 +17,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags, TraceState
 
 from otel_decisions import semconv
-from otel_decisions.clickhouse.client import get_client
-from otel_decisions.clickhouse.exporter import ClickHouseSpanExporter
-from otel_decisions.clickhouse.mapping import TRACES_COLUMNS, attribute_to_string, span_to_row
+from otel_decisions.store.client import get_client
+from otel_decisions.store.exporter import ClickHouseSpanExporter
+from otel_decisions.integrity import attribute_to_string
+from otel_decisions.store.mapping import TRACES_COLUMNS, span_to_row
 from tests.seed import fresh_chdb_dsn
 
 TRACE_ID = 0x0102030405060708090A0B0C0D0E0F10
@@ -218,7 +219,7 @@ def _arrow_rows(table):
 
 
 def test_arrow_batch_holds_exactly_the_rows_of_span_to_row():
-    from otel_decisions.clickhouse.mapping import spans_to_arrow
+    from otel_decisions.store.mapping import spans_to_arrow
     from tests.seed import build_seed
 
     spans = list(build_seed(30, seed=11).spans) + [make_span()]

@@ -18,11 +18,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import otel_decisions
 from otel_decisions import semconv
-from otel_decisions.clickhouse import schema
-from otel_decisions.clickhouse.client import get_client
-from otel_decisions.clickhouse.exporter import ClickHouseSpanExporter
+from otel_decisions.store import schema
+from otel_decisions.store.client import get_client
+from otel_decisions.store.exporter import ClickHouseSpanExporter
 from otel_decisions.errors import OtelDecisionsError
-from otel_decisions.queries import run_query
+from otel_decisions.catalogue import run_query
 from tests.seed import fresh_chdb_dsn
 
 REPO = Path(__file__).resolve().parents[1]
@@ -138,7 +138,7 @@ def test_capture_api_round_trip_types_every_attribute(captured_to_clickhouse):
 RESTART_WRITE = """
 import sys
 sys.path.insert(0, {repo!r})
-from otel_decisions.clickhouse.exporter import ClickHouseSpanExporter
+from otel_decisions.store.exporter import ClickHouseSpanExporter
 from tests.seed import seed_decisions
 exporter = ClickHouseSpanExporter({dsn!r})
 data = seed_decisions(exporter, n=60, seed=2, redeliver=10)
@@ -149,7 +149,7 @@ print(len(data.decisions), len(data.reviews))
 RESTART_READ = """
 import sys
 sys.path.insert(0, {repo!r})
-from otel_decisions.clickhouse.client import get_client
+from otel_decisions.store.client import get_client
 client = get_client({dsn!r})
 print(client.command("SELECT count() FROM decisions FINAL"), client.command("SELECT count() FROM decision_reviews FINAL"),
       client.command("SELECT count() FROM schema_migrations"))
@@ -191,7 +191,7 @@ def test_exporter_contract_lazy_never_raises_idempotent_shutdown(tmp_path):
 
 
 def test_exporter_batches_large_exports():
-    from otel_decisions.config import DecisionSettings
+    from otel_decisions.settings import DecisionSettings
     from tests.seed import build_seed
 
     client = get_client(fresh_chdb_dsn("batches"))
@@ -219,7 +219,7 @@ def _one_span():
 HOLDER = """
 import sys, time
 sys.path.insert(0, {repo!r})
-from otel_decisions.clickhouse.client import get_client
+from otel_decisions.store.client import get_client
 client = get_client({dsn!r})
 client.command("SELECT 1")
 print("ready", flush=True)
@@ -229,7 +229,7 @@ time.sleep(60)
 CONTENDER = """
 import sys
 sys.path.insert(0, {repo!r})
-from otel_decisions.clickhouse.client import get_client
+from otel_decisions.store.client import get_client
 from otel_decisions.errors import OtelDecisionsError
 try:
     get_client({dsn!r})
@@ -279,19 +279,22 @@ def test_second_chdb_path_in_one_process_is_refused_clearly(tmp_path):
     client.close()
 
 
-def test_server_error_messages_classify_clickhouse_codes_not_query_ids():
-    from otel_decisions.clickhouse.client import _server_error
+def test_server_errors_are_classified_by_clickhouse_code_not_message_text():
+    from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
-    auth = _server_error(
-        "http://u:pw@h:8123/db",
-        Exception("HTTPDriver for http://h:8123 received ClickHouse error code 516\n Code: 516. DB::Exception: u: "
-                  "Authentication failed: password is incorrect. (AUTHENTICATION_FAILED)"),
-    )
-    assert "rejected the credentials" in str(auth) and "pw" not in str(auth)
-    unknown_db = _server_error("http://u:pw@h:8123/nope", Exception("Code: 81. DB::Exception: Database nope does not exist. (UNKNOWN_DATABASE)"))
-    assert "database in the DSN does not exist" in str(unknown_db)
-    refused = _server_error("http://u:pw@h:1/db", Exception("Max retries exceeded with url: /?query_id=4a1f-b401-password"))
-    assert "cannot reach the ClickHouse server" in str(refused)
+    from otel_decisions.errors import StoreAuthError, StoreError, StoreNotFoundError
+    from otel_decisions.store.client import _server_error
+
+    auth = _server_error("http://u:pw@h:8123/db", DatabaseError("u: password is incorrect", code=516))
+    assert isinstance(auth, StoreAuthError) and "rejected the credentials" in str(auth) and "pw" not in str(auth)
+    # the code decides, not words in the message
+    not_auth = _server_error("http://u:pw@h:8123/db", DatabaseError("Authentication failed (AUTHENTICATION_FAILED)", code=62))
+    assert not isinstance(not_auth, StoreAuthError)
+    unknown_db = _server_error("http://u:pw@h:8123/nope", DatabaseError("Database nope does not exist.", code=81))
+    assert isinstance(unknown_db, StoreNotFoundError) and unknown_db.exit_code == 3
+    assert "no decision store here" in str(unknown_db) and "schema apply" in str(unknown_db)
+    refused = _server_error("http://u:pw@h:1/db", OperationalError("Max retries exceeded with url: /?query_id=4a1f-b401-password"))
+    assert type(refused) is StoreError and "cannot reach the ClickHouse server" in str(refused)
 
 
 def test_copies_inside_one_insert_are_one_decision_and_one_review():

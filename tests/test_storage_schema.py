@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from otel_decisions import semconv
-from otel_decisions.clickhouse import schema
-from otel_decisions.clickhouse.client import get_client
-from otel_decisions.clickhouse.exporter import ClickHouseSpanExporter
+from otel_decisions.store import schema
+from otel_decisions.store.client import get_client
+from otel_decisions.store.exporter import ClickHouseSpanExporter
 from tests.seed import build_seed, fresh_chdb_dsn
 
 EXPORTER_MODULE = "github.com/open-telemetry/opentelemetry-collector-contrib/exporter/clickhouseexporter@v0.161.0"

@@ -1,7 +1,9 @@
 """The ``otel-decisions`` command: a thin typer layer over the package's modules.
 
 Each command group lives in its own module; this one only assembles them and turns
-:class:`otel_decisions.errors.OtelDecisionsError` into a message and exit code 2.
+:class:`otel_decisions.errors.OtelDecisionsError` into a message and its exit code (2 bad input or
+settings, 3 no decision store at the DSN, 4 the store refused or is unreachable; 1 is kept for
+findings: tampering found by ``verify``).
 
 Example::
 

@@ -14,8 +14,9 @@ import typer
 from rich.table import Table
 
 from otel_decisions.cli._common import console, handle_errors
-from otel_decisions.config import load_settings
+from otel_decisions.settings import load_settings
 from otel_decisions.delivery import DeliveryStatus, delivery_status, drain
+from otel_decisions.sdk import build_exporters
 
 delivery_app = typer.Typer(help="Durable delivery: spool status and draining.", no_args_is_help=True)
 
@@ -69,7 +70,8 @@ def drain_command(
     as_json: bool = typer.Option(False, "--json", help="Print the status after draining as JSON."),
 ) -> None:
     """Deliver everything pending in the spool (e.g. after a crash) to the configured exporters."""
-    _print_status(drain(load_settings(), timeout_s=timeout), as_json)
+    settings = load_settings()
+    _print_status(drain(settings, exporters=build_exporters(settings), timeout_s=timeout, own_exporters=True), as_json)
 
 
 def register(app: typer.Typer) -> None:

@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
 
         Use it to answer a data subject's request: otel-decisions query run subject_decisions --param subject_id=$(otel-decisions pseudonymise A-0001)
         """
-        from otel_decisions.config import load_settings
+        from otel_decisions.settings import load_settings
         from otel_decisions.errors import OtelDecisionsError
         from otel_decisions.privacy import PrivacyPolicy
 

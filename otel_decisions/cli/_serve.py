@@ -42,7 +42,7 @@ def serve_command(
         bool, typer.Option("--allow-remote", help="Allow a non-loopback --host (requires --user/--password).")
     ] = False,
 ) -> None:
-    from otel_decisions.config import load_settings
+    from otel_decisions.settings import load_settings
     from otel_decisions.serve import serve
 
     resolved = dsn or load_settings().resolved_dsn

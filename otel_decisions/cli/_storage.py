@@ -1,7 +1,8 @@
 """Storage commands: ``query``, ``schema``, ``db`` and ``models`` groups.
 
-Thin layer over :mod:`otel_decisions.queries` and :mod:`otel_decisions.clickhouse`: parse
-arguments, call one function, print. Errors are :class:`OtelDecisionsError` → exit code 2.
+Thin layer over :mod:`otel_decisions.catalogue`, :mod:`otel_decisions.store` and
+:mod:`otel_decisions.output.tables`: parse arguments, call one function, print. Errors are
+:class:`OtelDecisionsError` → its message and exit code.
 
 Example::
 
@@ -12,10 +13,8 @@ Example::
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, Optional
 
 import typer
@@ -23,9 +22,9 @@ from rich.table import Table
 
 from otel_decisions.cli._common import console, handle_errors
 from otel_decisions.errors import OtelDecisionsError
+from otel_decisions.output.tables import FORMATS, cell_text, jsonable, render_rows
 
 DSN_HELP = "ClickHouse DSN (chdb:///path or http(s)://user:pass@host:port/db); default: settings (OTEL_DECISIONS_DSN)."
-FORMATS = ("table", "csv", "json", "markdown")
 
 query_app = typer.Typer(help="The compliance query catalogue (queries/*.sql).", no_args_is_help=True)
 schema_app = typer.Typer(help="Create and migrate the decision store.", no_args_is_help=True)
@@ -42,63 +41,10 @@ def register(app: typer.Typer) -> None:
 
 
 def _client(dsn: str | None) -> Any:
-    from otel_decisions.clickhouse.client import get_client
-    from otel_decisions.config import DecisionSettings
+    from otel_decisions.settings import load_settings
+    from otel_decisions.store.client import get_client
 
-    try:
-        settings = DecisionSettings() if dsn is None else None
-    except ValueError as exc:
-        raise OtelDecisionsError(f"invalid settings: {exc}") from None
-    return get_client(dsn, settings)
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ")
-    if isinstance(value, (list, tuple)):
-        return json.dumps([_jsonable(v) for v in value], ensure_ascii=False)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, float) and value != value:
-        return None
-    return value
-
-
-def render_rows(columns: list[str], rows: list[tuple[Any, ...]], fmt: str, title: str | None = None) -> str | Table:
-    """Rows as a rich table, CSV, JSON (list of objects) or a Markdown table."""
-    if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows([[_text(v) for v in row] for row in rows])
-        return buffer.getvalue()
-    if fmt == "json":
-        return json.dumps([dict(zip(columns, map(_jsonable, row))) for row in rows], ensure_ascii=False, indent=2)
-    if fmt == "markdown":
-        def cell(value: Any) -> str:
-            return _text(value).replace("|", "\\|").replace("\n", " ")
-
-        lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
-        lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-        return "\n".join(lines)
-    table = Table(title=title, show_lines=False)
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*[_text(v) for v in row])
-    return table
+    return get_client(dsn, load_settings() if dsn is None else None)
 
 
 def _print(rendered: str | Table) -> None:
@@ -123,7 +69,7 @@ def _parse_params(pairs: list[str]) -> dict[str, str]:
 @handle_errors
 def query_list(fmt: str = typer.Option("table", "--format", "-f", help=f"One of {', '.join(FORMATS)}.")) -> None:
     """List every query: name, title, regulations."""
-    from otel_decisions.queries import load_catalogue
+    from otel_decisions.catalogue import load_catalogue
 
     _check_format(fmt)
     rows = [(q.name, q.title, "; ".join(q.regulations)) for q in load_catalogue().values()]
@@ -134,7 +80,7 @@ def query_list(fmt: str = typer.Option("table", "--format", "-f", help=f"One of 
 @handle_errors
 def query_show(name: str = typer.Argument(..., help="Query name (see `query list`).")) -> None:
     """Show a query's description, regulations, parameters and SQL."""
-    from otel_decisions.queries import get_query
+    from otel_decisions.catalogue import get_query
 
     query = get_query(name)
     console.print(f"[bold]{query.name}[/] — {query.title}\n")
@@ -160,7 +106,7 @@ def query_run(
     dsn: Optional[str] = typer.Option(None, "--dsn", help=DSN_HELP),
 ) -> None:
     """Run a catalogue query with typed parameters and print the rows."""
-    from otel_decisions.queries import get_query, run_query
+    from otel_decisions.catalogue import get_query, run_query
 
     _check_format(fmt)
     query = get_query(name)
@@ -189,7 +135,7 @@ def schema_apply(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the DDL instead of running it."),
 ) -> None:
     """Apply pending migrations (idempotent)."""
-    from otel_decisions.clickhouse import schema
+    from otel_decisions.store import schema
 
     if dry_run:
         from urllib.parse import urlparse
@@ -209,7 +155,7 @@ def schema_apply(
         if not ran:
             console.print("schema up to date")
         if traces_ttl_days is not None:
-            from otel_decisions.clickhouse.client import database_of
+            from otel_decisions.store.client import database_of
 
             client.command(schema.traces_ttl_sql(traces_ttl_days, database_of(client), cluster))
             what = f"{traces_ttl_days} days (decision and review spans kept)" if traces_ttl_days else "removed"
@@ -226,28 +172,28 @@ def db_info(
     fmt: str = typer.Option("table", "--format", "-f", help=f"One of {', '.join(FORMATS)}."),
 ) -> None:
     """Where the store is, its version, migrations and row counts."""
-    from otel_decisions.clickhouse.client import redact_dsn
-    from otel_decisions.clickhouse.schema import store_info
-    from otel_decisions.config import DecisionSettings
+    from otel_decisions.store.client import redact_dsn
+    from otel_decisions.store.schema import store_info
+    from otel_decisions.settings import load_settings
 
     _check_format(fmt)
-    resolved = dsn or DecisionSettings().resolved_dsn
+    resolved = dsn or load_settings().resolved_dsn
     client = _client(resolved)
     try:
         info = {"dsn": redact_dsn(resolved), **store_info(client)}
     finally:
         client.close()
     if fmt == "json":
-        typer.echo(json.dumps(_jsonable(info), indent=2))
+        typer.echo(json.dumps(jsonable(info), indent=2))
         return
-    _print(render_rows(["key", "value"], [(k, _text(v)) for k, v in info.items()], fmt, title="Decision store"))
+    _print(render_rows(["key", "value"], [(k, cell_text(v)) for k, v in info.items()], fmt, title="Decision store"))
 
 
 # --- models -----------------------------------------------------------------------------------------
 def _when(text: str | None, option: str) -> datetime | None:
     if text is None:
         return None
-    from otel_decisions.queries import _parse_datetime
+    from otel_decisions.catalogue import _parse_datetime
 
     try:
         return _parse_datetime(text)
@@ -267,8 +213,8 @@ def models_approve(
     dsn: Optional[str] = typer.Option(None, "--dsn", help=DSN_HELP),
 ) -> None:
     """Record that a model version is approved for use."""
-    from otel_decisions.clickhouse.approvals import approve_model
-    from otel_decisions.clickhouse.schema import apply_migrations
+    from otel_decisions.store.approvals import approve_model
+    from otel_decisions.store.schema import apply_migrations
 
     client = _client(dsn)
     try:
@@ -297,7 +243,7 @@ def models_revoke(
     dsn: Optional[str] = typer.Option(None, "--dsn", help=DSN_HELP),
 ) -> None:
     """End the open approval(s) of a model version."""
-    from otel_decisions.clickhouse.approvals import revoke_model
+    from otel_decisions.store.approvals import revoke_model
 
     client = _client(dsn)
     try:
@@ -315,8 +261,8 @@ def models_list(
     dsn: Optional[str] = typer.Option(None, "--dsn", help=DSN_HELP),
 ) -> None:
     """List approvals."""
-    from otel_decisions.clickhouse.approvals import list_approvals
-    from otel_decisions.clickhouse.schema import apply_migrations
+    from otel_decisions.store.approvals import list_approvals
+    from otel_decisions.store.schema import apply_migrations
 
     _check_format(fmt)
     client = _client(dsn)

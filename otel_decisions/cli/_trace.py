@@ -43,7 +43,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Write one trace read from ClickHouse otel_traces as OTLP-JSON or Jaeger JSON."""
-        from otel_decisions.trace_export import export_trace
+        from otel_decisions.output.trace_file import export_trace
 
         document = export_trace(trace_id, fmt=fmt, dsn=dsn)  # type: ignore[arg-type]
         text = json.dumps(document, ensure_ascii=False, indent=1)

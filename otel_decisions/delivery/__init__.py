@@ -16,12 +16,12 @@ Contract used by :func:`otel_decisions.configure`:
 
 Example::
 
-    from otel_decisions.config import DecisionSettings
+    from otel_decisions.settings import DecisionSettings
     from otel_decisions.delivery import delivery_status, drain
 
     settings = DecisionSettings()
     print(delivery_status(settings).pending)
-    drain(settings, timeout_s=60)          # ship what a crashed process left behind
+    drain(settings, exporters=build_exporters(settings), timeout_s=60)          # ship what a crashed process left behind
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from otel_decisions import semconv
-from otel_decisions.config import DecisionSettings
+from otel_decisions.settings import DecisionSettings
 from otel_decisions.delivery._processor import DurableSpanProcessor
 from otel_decisions.delivery._shipper import Shipper, empty_ledger, empty_progress, pending_in_directory
 from otel_decisions.delivery._spool import (
@@ -62,7 +62,6 @@ __all__ = [
     "build_durable_processor",
     "delivery_status",
     "drain",
-    "exporters_from_settings",
     "is_durable_span",
 ]
 
@@ -193,31 +192,16 @@ def delivery_status(settings: DecisionSettings) -> DeliveryStatus:
     )
 
 
-def exporters_from_settings(settings: DecisionSettings) -> list[SpanExporter]:
-    """Exporters named by ``settings.exporters`` (what a drain in a fresh process ships to).
-
-    The same factory :func:`otel_decisions.configure` uses. chDB is opened lazily by the
-    ClickHouse exporter on its first export, so building the list is safe before a fork.
-    """
-    from otel_decisions.configure import build_exporters
-
-    try:
-        return build_exporters(settings)
-    except ImportError as exc:
-        raise OtelDecisionsError(
-            f"exporters: an exporter named in OTEL_DECISIONS_EXPORTERS cannot be loaded ({exc}); "
-            "install the clickhouse extra: pip install 'otel-decisions[clickhouse]'"
-        ) from exc
-
-
 def drain(
     settings: DecisionSettings,
     *,
-    exporters: Sequence[SpanExporter] | None = None,
+    exporters: Sequence[SpanExporter],
     timeout_s: float | None = None,
     wait_for_lock_s: float = 5.0,
+    own_exporters: bool = False,
 ) -> DeliveryStatus:
-    """Deliver everything pending under the spool root (e.g. after a crash); returns the status after.
+    """Deliver everything pending under the spool root to *exporters* (e.g. after a crash); returns
+    the status after. ``own_exporters``: shut them down when done (the CLI builds them for the drain).
 
     Raises :class:`OtelDecisionsError` if another live process holds the drain lock (it is
     already delivering) or if nothing could be delivered before ``timeout_s``.
@@ -225,8 +209,8 @@ def drain(
     root = Path(settings.resolved_spool_dir)
     if not root.exists():
         return delivery_status(settings)
-    owned = exporters is None
-    chosen = exporters_from_settings(settings) if exporters is None else list(exporters)
+    owned = own_exporters
+    chosen = list(exporters)
     if not chosen:
         raise OtelDecisionsError(
             "exporters: no exporter configured to drain to; set OTEL_DECISIONS_EXPORTERS (e.g. clickhouse or otlp)"

@@ -424,10 +424,3 @@ class SegmentDecoder:
             else:
                 self.learn(kind, payload)
         return spans
-
-
-def iter_definitions(records: Iterable[tuple[int, int, memoryview]]) -> Iterator[tuple[int, memoryview]]:
-    """Only the definition records (used to re-learn a segment's prefix when resuming mid-segment)."""
-    for kind, _, payload in records:
-        if kind != KIND_SPAN:
-            yield kind, payload

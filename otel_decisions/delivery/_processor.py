@@ -3,7 +3,7 @@
 Example::
 
     from opentelemetry.sdk.trace import TracerProvider
-    from otel_decisions.config import DecisionSettings
+    from otel_decisions.settings import DecisionSettings
     from otel_decisions.delivery import DurableSpanProcessor
 
     provider = TracerProvider()
@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from otel_decisions import _runtime, semconv
-from otel_decisions.config import DecisionSettings
+from otel_decisions.settings import DecisionSettings
 from otel_decisions.delivery._shipper import Shipper
 from otel_decisions.delivery._spool import SpoolWriter
 

@@ -36,7 +36,7 @@ from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach,
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from otel_decisions.config import DecisionSettings
+from otel_decisions.settings import DecisionSettings
 from otel_decisions.delivery._codec import MAGIC, SegmentDecoder, count_spans, iter_frames, resync
 from otel_decisions.delivery._spool import (
     DRAIN_LOCK,
@@ -149,7 +149,6 @@ class Shipper:
         self._thread: threading.Thread | None = None
         self._failing_since: float | None = None
         self._last_failure_log = 0.0
-        self.on_progress: list[Callable[[], None]] = []
 
     # --- thread ----------------------------------------------------------------------
     def start(self) -> None:
@@ -329,8 +328,6 @@ class Shipper:
                 progress["delivered"] += len(spans)
                 write_json(progress_path, progress, sync=True)
                 moved = True
-                for callback in self.on_progress:
-                    callback()
                 continue
             if scan.problem is None:
                 return moved, closed  # clean end of data

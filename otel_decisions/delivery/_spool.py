@@ -39,7 +39,7 @@ from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from otel_decisions.config import DecisionSettings
+from otel_decisions.settings import DecisionSettings
 from otel_decisions.delivery._codec import MAGIC, SpanEncoder
 from otel_decisions.errors import OtelDecisionsError
 

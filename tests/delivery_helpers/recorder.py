@@ -25,8 +25,9 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
 from otel_decisions import _runtime, semconv
-from otel_decisions.config import load_settings
-from otel_decisions.delivery import DurableSpanProcessor, SpoolQuotaError, exporters_from_settings
+from otel_decisions.settings import load_settings
+from otel_decisions.delivery import DurableSpanProcessor, SpoolQuotaError
+from otel_decisions.sdk import build_exporters
 
 
 def main() -> None:
@@ -47,7 +48,7 @@ def main() -> None:
 
     settings = load_settings()
     processor = DurableSpanProcessor(
-        exporters_from_settings(settings), settings, shutdown_timeout_s=args.shutdown_timeout_s, ship=not args.no_ship
+        build_exporters(settings), settings, shutdown_timeout_s=args.shutdown_timeout_s, ship=not args.no_ship
     )
     provider = TracerProvider(resource=Resource.create({semconv.SERVICE_NAME: "delivery-test"}))
     provider.add_span_processor(processor)

@@ -15,9 +15,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,14 +32,14 @@ from opentelemetry.sdk.trace.sampling import (
     _get_from_env_or_default,
 )
 
-from otel_decisions import semconv
-from otel_decisions.config import DecisionSettings, load_settings
-from otel_decisions.privacy import PrivacyPolicy
+from otel_decisions import _runtime, semconv
+from otel_decisions.capture import chain, record_checkpoint
+from otel_decisions.delivery import DurableSpanProcessor, build_durable_processor, is_durable_span
+from otel_decisions.privacy import PrivacyPolicy, scrub_span
+from otel_decisions.settings import DecisionSettings, load_settings
+from otel_decisions.store.exporter import ClickHouseSpanExporter
 
 logger = logging.getLogger("otel_decisions")
-
-__version__ = "0.1.0"
-
 
 class DecisionAwareSampler(Sampler):
     """Records decision and review spans whatever *delegate* decides; delegates everything else."""
@@ -65,8 +63,6 @@ class _NonDurableFilter(SpanProcessor):
     """Forwards to *inner* only the spans the durable processor does not own."""
 
     def __init__(self, inner: SpanProcessor, settings: DecisionSettings) -> None:
-        from otel_decisions.delivery import is_durable_span
-
         self._inner = inner
         self._settings = settings
         self._is_durable = is_durable_span
@@ -109,8 +105,6 @@ class _PrivacyFilter(SpanProcessor):
             self._inner.on_end(span)  # decision records: errors (e.g. the spool quota) reach the recording call
             return
         try:
-            from otel_decisions.privacy import scrub_span
-
             self._inner.on_end(scrub_span(self._policy, span))
         except Exception as exc:  # noqa: BLE001 - a run span must never fail the task or flow it describes
             if not self._warned:
@@ -150,55 +144,8 @@ class _SwitchableProcessor(SpanProcessor):
         return all(processor.force_flush(timeout_millis) for processor in self._delegates)
 
 
-@dataclass
-class Runtime:
-    """What the capture API uses: settings, compiled privacy policy and a tracer."""
-
-    settings: DecisionSettings
-    privacy: PrivacyPolicy
-    tracer_provider: trace.TracerProvider
-    tracer: trace.Tracer
-    configured: bool
-    _warned: set[str] = field(default_factory=set)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def warn_once(self, key: str, message: str) -> None:
-        """Log *message* once per key (problems in instrumentation are reported, never raised)."""
-        with self._lock:
-            if key in self._warned:
-                return
-            self._warned.add(key)
-        logger.warning(message)
-
-
-_runtime: Runtime | None = None
-_runtime_lock = threading.Lock()
 _switches: dict[int, _SwitchableProcessor] = {}
 _atexit_registered = False
-
-
-def _make_runtime(settings: DecisionSettings, provider: trace.TracerProvider, configured: bool,
-                  policy: PrivacyPolicy | None = None) -> Runtime:
-    tracer = provider.get_tracer(semconv.INSTRUMENTATION_SCOPE, __version__)
-    return Runtime(settings=settings, privacy=policy or PrivacyPolicy.from_settings(settings),
-                   tracer_provider=provider, tracer=tracer, configured=configured)
-
-
-def get_runtime() -> Runtime:
-    """The current runtime; without ``configure()``, settings come from the environment and spans go to the global provider."""
-    global _runtime
-    runtime = _runtime
-    if runtime is not None:
-        return runtime
-    with _runtime_lock:
-        if _runtime is None:
-            _runtime = _make_runtime(load_settings(), trace.get_tracer_provider(), configured=False)
-            if not isinstance(trace.get_tracer_provider(), TracerProvider):
-                logger.warning(
-                    "otel-decisions: no SDK tracer provider is set, so decisions are not recorded. "
-                    "Call otel_decisions.configure() at start-up (or run under opentelemetry-instrument)."
-                )
-        return _runtime
 
 
 def build_exporters(settings: DecisionSettings) -> list[SpanExporter]:
@@ -210,8 +157,6 @@ def build_exporters(settings: DecisionSettings) -> list[SpanExporter]:
         elif name == "console":
             exporters.append(ConsoleSpanExporter())
         elif name == "clickhouse":
-            from otel_decisions.clickhouse.exporter import ClickHouseSpanExporter
-
             exporters.append(ClickHouseSpanExporter(settings=settings))
     return exporters
 
@@ -268,8 +213,6 @@ def configure(
     export_batch_size: int | None = None,
     retry_initial_backoff_s: float | None = None,
     retry_max_backoff_s: float | None = None,
-    serve_user: str | None = None,
-    serve_password: str | None = None,
     tracer_provider: TracerProvider | None = None,
     span_exporters: Sequence[SpanExporter] = (),
 ) -> DecisionSettings:
@@ -280,7 +223,7 @@ def configure(
     in-memory exporter in tests) that receive the same spans. Calling it again replaces what the
     previous call added. Returns the resolved settings.
     """
-    global _runtime, _atexit_registered
+    global _atexit_registered
     overrides = {k: v for k, v in locals().items() if k not in ("tracer_provider", "span_exporters")}
     settings = load_settings(**{k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in overrides.items()})
 
@@ -316,16 +259,13 @@ def configure(
         except Exception:  # noqa: BLE001
             logger.exception("otel-decisions: shutting down a replaced span processor failed")
 
-    previous = _runtime
+    previous = _runtime.current_runtime()
     if previous is not None and previous.privacy.key_id != policy.key_id:
         # A chain is signed with one key: close the old chain with a checkpoint under the old key,
         # and start a new chain for records pseudonymised and signed with the new one.
-        from otel_decisions.decision import _chain, record_checkpoint
-
         record_checkpoint()
-        _chain._reset()
-    with _runtime_lock:
-        _runtime = _make_runtime(settings, provider, configured=True, policy=policy)
+        chain.reset()
+    _runtime.set_runtime(_runtime.make_runtime(settings, provider, configured=True, policy=policy))
     if not _atexit_registered:
         atexit.register(shutdown)
         _atexit_registered = True
@@ -359,8 +299,6 @@ def _build_processors(exporters: list[SpanExporter], settings: DecisionSettings)
         return []
     if not settings.durable:
         return [BatchSpanProcessor(exporter) for exporter in exporters]
-    from otel_decisions.delivery import DurableSpanProcessor, build_durable_processor
-
     embedded = "clickhouse" in settings.exporters and settings.resolved_dsn.lower().startswith("chdb:")
     if embedded:
         # chDB may be opened only by the one process that drains the spool (one engine per path,
@@ -394,8 +332,6 @@ class OtelDecisionsConfigurator:
 
 def force_flush(timeout_millis: int = 30_000) -> bool:
     """Checkpoint the integrity chain, then flush what otel-decisions added (spool commit, pending exports)."""
-    from otel_decisions.decision import record_checkpoint
-
     record_checkpoint()
     ok = True
     for switch in list(_switches.values()):
@@ -405,9 +341,6 @@ def force_flush(timeout_millis: int = 30_000) -> bool:
 
 def shutdown() -> None:
     """Flush and stop what ``configure()`` added. Idempotent; registered with ``atexit``."""
-    global _runtime
-    from otel_decisions.decision import record_checkpoint
-
     record_checkpoint()
     for switch in list(_switches.values()):
         for old in switch.replace(()):
@@ -415,6 +348,6 @@ def shutdown() -> None:
                 old.shutdown()
             except Exception:  # noqa: BLE001
                 logger.exception("otel-decisions: span processor shutdown failed")
-    with _runtime_lock:
-        if _runtime is not None and _runtime.configured:
-            _runtime = None
+    current = _runtime.current_runtime()
+    if current is not None and current.configured:
+        _runtime.set_runtime(None)

@@ -18,8 +18,8 @@ No TTL deletes decision rows: ``decisions`` and ``decision_reviews`` have none, 
 
 Example::
 
-    from otel_decisions.clickhouse.client import get_client
-    from otel_decisions.clickhouse.schema import apply_migrations
+    from otel_decisions.store.client import get_client
+    from otel_decisions.store.schema import apply_migrations
     applied = apply_migrations(get_client("chdb:///tmp/decisions"))
 """
 
@@ -395,8 +395,8 @@ def render_ddl(database: str = "default", cluster: str | None = None) -> list[st
     return statements
 
 
-def applied_versions(client: Any, database: str | None = None) -> dict[int, str]:
-    """Applied migration versions and names (empty if the store was never initialised)."""
+def applied_versions(client: Any, database: str | None = None) -> dict[int, tuple[str, str]]:
+    """Applied migration versions with their names and checksums (empty if the store was never initialised)."""
     db = database or getattr(client, "database", None) or "default"
     exists = client.command(
         "SELECT count() FROM system.tables WHERE database = {db:String} AND name = 'schema_migrations'",
@@ -404,8 +404,8 @@ def applied_versions(client: Any, database: str | None = None) -> dict[int, str]
     )
     if not int(exists):
         return {}
-    rows = client.query(f"SELECT version, name FROM {_ident(db)}.schema_migrations ORDER BY version").result_rows
-    return {int(version): name for version, name in rows}
+    rows = client.query(f"SELECT version, name, checksum FROM {_ident(db)}.schema_migrations ORDER BY version").result_rows
+    return {int(version): (name, checksum) for version, name, checksum in rows}
 
 
 def apply_migrations(client: Any, *, database: str | None = None, cluster: str | None = None) -> list[Migration]:
@@ -419,6 +419,13 @@ def apply_migrations(client: Any, *, database: str | None = None, cluster: str |
         ran: list[Migration] = []
         for migration in migrations(db, cluster):
             if migration.version in done:
+                if done[migration.version][1] != migration.checksum:
+                    logger.warning(
+                        "otel-decisions: migration %d (%s) was applied to %r from a different definition than this "
+                        "version's; the store's schema may differ from what queries expect. Compare with "
+                        "`otel-decisions schema apply --dry-run` and migrate the data to a fresh store if they differ.",
+                        migration.version, migration.name, db,
+                    )
                 continue
             for statement in migration.statements:
                 client.command(statement)
@@ -456,12 +463,14 @@ def store_info(client: Any, database: str | None = None) -> dict[str, Any]:
     db = database or getattr(client, "database", None) or "default"
     done = applied_versions(client, db)
     pending = [m.version for m in migrations(db) if m.version not in done]
+    drifted = [m.version for m in migrations(db) if m.version in done and done[m.version][1] != m.checksum]
     info: dict[str, Any] = {
         "server_version": client.command("SELECT version()"),
         "database": db,
         "collector_schema": COLLECTOR_VERSION,
         "migrations_applied": sorted(done),
         "migrations_pending": pending,
+        "migrations_drifted": drifted,
     }
     tables = {
         name: (int(rows), int(size))

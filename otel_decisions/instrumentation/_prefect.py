@@ -1,6 +1,6 @@
 """``PrefectInstrumentor``: every Prefect task run's decisions become spans, with no code changes.
 
-Hook points (Prefect 3.9, pinned; see ``shared/PREFECT_NOTES.md``):
+Hook points (Prefect 3.9, pinned in ``pyproject.toml``; each is exercised by ``tests/test_capture.py``):
 
 - ``{Sync,Async}TaskRunEngine.handle_success``: sees each successful attempt's return value
   while the task-run span is still current (also generator tasks' return values). A
@@ -34,8 +34,11 @@ from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from wrapt import wrap_function_wrapper
 
-from otel_decisions import semconv
-from otel_decisions.decision import Decision, _emit, decision_from_value, record_checkpoint, registry
+from otel_decisions import _runtime, semconv
+from otel_decisions._version import __version__
+from otel_decisions.capture import Decision, as_mapping, decision_from_value, emit, record_checkpoint, registry
+from otel_decisions.errors import DecisionValidationError
+from otel_decisions.settings import DEFAULT_CONFIDENCE_FIELDS
 
 logger = logging.getLogger("otel_decisions")
 
@@ -62,9 +65,7 @@ _fallback_warned: set[str] = set()
 
 def _warn_once(key: str, message: str) -> None:
     try:
-        from otel_decisions.configure import get_runtime
-
-        get_runtime().warn_once(key, message)
+        _runtime.get_runtime().warn_once(key, message)
     except Exception:  # noqa: BLE001 - even the runtime failing (bad settings) must not reach the task
         if key not in _fallback_warned:
             _fallback_warned.add(key)
@@ -82,8 +83,6 @@ class PrefectInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return _INSTRUMENTS
 
     def _instrument(self, **kwargs: Any) -> None:
-        from otel_decisions.configure import __version__
-
         self._tracer = trace.get_tracer(semconv.INSTRUMENTATION_SCOPE, __version__, kwargs.get("tracer_provider"))
         wrappers = {
             "handle_success": (self._sync_handle_success, self._async_handle_success),
@@ -111,11 +110,9 @@ class PrefectInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             from prefect.client.schemas.objects import State
             from prefect.results import ResultRecord
 
-            from otel_decisions.configure import get_runtime
-
             task_run = getattr(engine, "task_run", None)
             explicit = registry.pop_task(str(task_run.id)) if task_run is not None else 0
-            runtime = get_runtime()
+            runtime = _runtime.get_runtime()
             settings = runtime.settings
             if not settings.auto_capture or explicit:
                 return  # the task recorded its decisions itself
@@ -134,8 +131,8 @@ class PrefectInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             }
             try:
                 built = decision_from_value(result, **kwargs)
-            except ValueError as exc:
-                field = str(exc).split(":", 1)[0]
+            except DecisionValidationError as exc:
+                field = exc.field
                 _warn_once(
                     f"auto-invalid:{task.name}:{field}",
                     f"otel-decisions: task {task.name!r} returned a decision with an invalid field: {exc}. "
@@ -143,7 +140,7 @@ class PrefectInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 )
                 built = _rebuild_without(result, field, kwargs)
             if built is not None:
-                _emit(built, semconv.DecisionSource.AUTO, True)
+                emit(built, semconv.DecisionSource.AUTO, True)
         except Exception as exc:  # noqa: BLE001
             _warn_once(f"capture:{type(exc).__name__}", f"otel-decisions: auto-capture failed and was skipped: {exc}")
 
@@ -275,10 +272,7 @@ def _rebuild_without(result: Any, field: str, kwargs: dict[str, Any]) -> Decisio
     """Build the decision again with the invalid *field* left out (its raw value stays in the output)."""
     import dataclasses
 
-    from otel_decisions.config import DEFAULT_CONFIDENCE_FIELDS
-    from otel_decisions.decision import _as_mapping
-
-    mapping = _as_mapping(result)
+    mapping = as_mapping(result)
     if mapping is None:
         return None
     drop = set(kwargs["confidence_fields"] or DEFAULT_CONFIDENCE_FIELDS) if field == "confidence" else {field}

@@ -15,7 +15,7 @@ Example::
 
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    from otel_decisions.clickhouse.exporter import ClickHouseSpanExporter
+    from otel_decisions.store.exporter import ClickHouseSpanExporter
 
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(ClickHouseSpanExporter("chdb:///tmp/decisions")))
@@ -32,9 +32,9 @@ from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from otel_decisions.config import DecisionSettings
-from otel_decisions.clickhouse.mapping import spans_to_arrow
-from otel_decisions.clickhouse.schema import TRACES_TABLE
+from otel_decisions.settings import DecisionSettings
+from otel_decisions.store.mapping import spans_to_arrow
+from otel_decisions.store.schema import TRACES_TABLE
 
 __all__ = ["ClickHouseSpanExporter"]
 
@@ -94,11 +94,11 @@ class ClickHouseSpanExporter(SpanExporter):
 
     def _connect(self) -> Any:
         if self._client is None:
-            from otel_decisions.clickhouse.client import get_client
+            from otel_decisions.store.client import get_client
 
             self._client = get_client(self.dsn, self._settings)
         if self._ensure_schema and not self._schema_ready:
-            from otel_decisions.clickhouse.schema import apply_migrations
+            from otel_decisions.store.schema import apply_migrations
 
             apply_migrations(self._client)
         self._schema_ready = True

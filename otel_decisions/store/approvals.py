@@ -6,7 +6,7 @@ approval with ``approved_until`` set (ReplacingMergeTree keeps the newest ``upda
 
 Example::
 
-    from otel_decisions.clickhouse.approvals import approve_model, list_approvals
+    from otel_decisions.store.approvals import approve_model, list_approvals
     approve_model(client, "credit-scorer", "2.0", approved_by="model-risk", note="MRM-114")
 """
 

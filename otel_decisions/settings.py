@@ -6,21 +6,21 @@ variable named ``OTEL_DECISIONS_<FIELD>`` (upper case). List settings take JSON
 
 Example::
 
-    from otel_decisions.config import DecisionSettings
+    from otel_decisions.settings import DecisionSettings
     settings = DecisionSettings(exporters=["console"], capture_inputs=False)
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import secrets
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from otel_decisions.errors import SettingsError
 
 logger = logging.getLogger(__name__)
 
@@ -213,12 +213,6 @@ class DecisionSettings(BaseSettings):
     retry_initial_backoff_s: float = Field(default=0.2, gt=0, description="First retry delay of the shipper.")
     retry_max_backoff_s: float = Field(default=30.0, gt=0, description="Cap of the shipper's exponential backoff.")
 
-    # --- otel-decisions serve ---------------------------------------------------------
-    serve_user: str | None = Field(default=None, description="User that `otel-decisions serve` requires (HTTP basic auth).")
-    serve_password: SecretStr | None = Field(
-        default=None, description="Password that `otel-decisions serve` requires; needed with --allow-remote."
-    )
-
     # --- validators ----------------------------------------------------------------
     @field_validator(
         "exporters",
@@ -268,14 +262,15 @@ class DecisionSettings(BaseSettings):
             )
         return value
 
-    @model_validator(mode="after")
-    def _allowlist_needs_patterns(self) -> DecisionSettings:
-        if self.privacy_mode == "allowlist" and not self.privacy_allow_patterns:
+    @field_validator("privacy_allow_patterns")
+    @classmethod
+    def _allowlist_needs_patterns(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if info.data.get("privacy_mode") == "allowlist" and not value:
             raise ValueError(
-                "privacy_allow_patterns: privacy_mode='allowlist' needs at least one pattern "
-                "(set OTEL_DECISIONS_PRIVACY_ALLOW_PATTERNS), otherwise every input is masked"
+                "privacy_mode='allowlist' needs at least one pattern (set OTEL_DECISIONS_PRIVACY_ALLOW_PATTERNS), "
+                "otherwise every input is masked"
             )
-        return self
+        return value
 
     # --- derived values ---------------------------------------------------------------
     @property
@@ -294,62 +289,26 @@ class DecisionSettings(BaseSettings):
     def deny_patterns(self) -> list[str]:
         return [*self.privacy_deny_patterns, *self.privacy_extra_deny_patterns]
 
-    def resolved_hmac_key(self) -> bytes:
-        """The HMAC key: the configured one, else one generated once and kept (0600) in ``data_dir``."""
-        if self.hmac_key is not None:
-            key = self.hmac_key.get_secret_value().encode()
-            if len(key) < 16:
-                raise ValueError("hmac_key: must be at least 16 characters; generate one with `openssl rand -hex 32`")
-            return key
-        path = self.data_dir / "hmac.key"
-        try:
-            return path.read_bytes().strip()
-        except FileNotFoundError:
-            pass
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        key = secrets.token_hex(32).encode()
-        tmp = path.with_name(f".hmac.key.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, key)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(tmp, path)  # atomic: fails if another process published its key first
-        except FileExistsError:
-            return path.read_bytes().strip()
-        finally:
-            tmp.unlink(missing_ok=True)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-        logger.warning(
-            "otel-decisions: no hmac_key configured; generated one at %s. Set OTEL_DECISIONS_HMAC_KEY "
-            "to the same secret on every machine so pseudonyms match across hosts.",
-            path,
-        )
-        return key
-
-
-def key_id(key: bytes) -> str:
-    """Public identifier of an HMAC key: 16 hex digits of HMAC(key, "otel-decisions key id").
-
-    Keyed, so publishing it on every span gives no offline test for guessing a weak key.
-    """
-    import hmac
-
-    return hmac.new(key, b"otel-decisions key id", hashlib.sha256).hexdigest()[:16]
-
 
 def load_settings(**overrides: Any) -> DecisionSettings:
-    """Settings from keywords (``None`` means "not given") over the environment over defaults."""
+    """Settings from keywords (``None`` means "not given") over the environment over defaults.
+
+    Raises :class:`~otel_decisions.errors.SettingsError` naming the field, its variable and the problem.
+    """
     given = {name: value for name, value in overrides.items() if value is not None}
     unknown = sorted(set(given) - set(DecisionSettings.model_fields))
     if unknown:
-        raise ValueError(
-            f"unknown setting(s) {', '.join(unknown)}; known settings are: {', '.join(sorted(DecisionSettings.model_fields))}"
+        raise SettingsError(
+            unknown[0],
+            f"unknown setting(s) {', '.join(unknown)}; known settings are: {', '.join(sorted(DecisionSettings.model_fields))}",
         )
-    return DecisionSettings(**given)
+    try:
+        return DecisionSettings(**given)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "settings"
+        name = str(first["loc"][0]) if first["loc"] else ""
+        variable = f" (keyword {name}=, environment {ENV_PREFIX}{name.upper()})" if name in DecisionSettings.model_fields else ""
+        message = str(first["msg"]).removeprefix("Value error, ")
+        more = f"; {len(exc.errors()) - 1} more invalid setting(s)" if len(exc.errors()) > 1 else ""
+        raise SettingsError(field, f"{message}{variable}{more}") from None

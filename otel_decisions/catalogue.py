@@ -17,7 +17,7 @@ comma-separated or JSON lists. Times are UTC (the client sets ``session_timezone
 
 Example::
 
-    from otel_decisions.queries import load_catalogue, run_query
+    from otel_decisions.catalogue import load_catalogue, run_query
     result = run_query(client, "subject_decisions", {"subject_id": "a1b2..."})
     for row in result.rows: ...
 """
@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from otel_decisions.errors import OtelDecisionsError
+from otel_decisions.store.errors import store_error
 
 __all__ = [
     "QueryError",
@@ -305,10 +306,5 @@ def run_query(
     try:
         result = client.query(entry.sql, parameters=bound)
     except Exception as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if "UNKNOWN_TABLE" in str(exc) or "doesn't exist" in str(exc) or "does not exist" in str(exc):
-            raise QueryError(
-                f"query {entry.name!r}: the decision tables are missing; run `otel-decisions schema apply` ({message})"
-            ) from exc
-        raise QueryError(f"query {entry.name!r} failed: {message}") from exc
+        raise store_error(exc, f"query {entry.name!r}") from exc
     return QueryResult(entry, list(result.column_names), [tuple(row) for row in result.result_rows], bound)

@@ -11,7 +11,7 @@ mean the same thing on a laptop and on a server.
 
 Example::
 
-    from otel_decisions.clickhouse.client import get_client
+    from otel_decisions.store.client import get_client
     client = get_client("chdb:///tmp/decisions")
     client.query("SELECT count() FROM decisions FINAL").result_rows
 """
@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
-from otel_decisions.config import DecisionSettings
-from otel_decisions.errors import OtelDecisionsError
+from otel_decisions.settings import DecisionSettings, load_settings
+from otel_decisions.errors import OtelDecisionsError, StoreError
+from otel_decisions.store.errors import error_code, first_line, store_error
 
 __all__ = ["get_client", "redact_dsn", "database_of", "chdb_path_of"]
 
@@ -134,21 +135,12 @@ def _chdb_error(dsn: str, exc: Exception) -> OtelDecisionsError:
 
 
 def _server_error(dsn: str, exc: Exception) -> OtelDecisionsError:
-    text = str(exc)
     safe = redact_dsn(dsn)
-    lowered = text.lower()
-    # Match ClickHouse's error code / name only: the message also carries a random query id.
-    if re.search(r"authentication_failed|authentication failed|code: 516\b|error code 516\b|\bhttp 401\b", lowered):
-        return OtelDecisionsError(
-            f"ClickHouse server {safe} rejected the credentials: check the user and password in the DSN "
-            "(http(s)://user:password@host:port/database)."
-        )
-    if "unknown_database" in lowered or "code: 81" in lowered:
-        return OtelDecisionsError(
-            f"ClickHouse server {safe}: the database in the DSN does not exist; create it or fix the DSN path."
-        )
-    return OtelDecisionsError(
-        f"cannot reach the ClickHouse server at {safe}: {text.splitlines()[0] if text else type(exc).__name__}. "
+    code = error_code(exc)
+    if code is not None:
+        return store_error(exc, f"ClickHouse server {safe}")
+    return StoreError(
+        f"cannot reach the ClickHouse server at {safe}: {first_line(exc)}. "
         "Check host, port and scheme (http 8123 / https 8443) and that the server is running."
     )
 
@@ -161,7 +153,7 @@ def get_client(dsn: str | None = None, settings: DecisionSettings | None = None)
     import clickhouse_connect
 
     if dsn is None:
-        dsn = (settings or DecisionSettings()).resolved_dsn
+        dsn = (settings or load_settings()).resolved_dsn
     dsn = dsn.strip()
     _validate(dsn)
     if dsn.lower().startswith("chdb:"):

@@ -17,8 +17,8 @@ Sections (each with a stable ``id`` and ``data-testid``):
 
 Example::
 
-    from otel_decisions.clickhouse.client import get_client
-    from otel_decisions.report import write_report
+    from otel_decisions.store.client import get_client
+    from otel_decisions.output.report import write_report
     write_report(get_client("chdb:///tmp/decisions"), Path("evidence.html"), title="Q1 credit decisions")
 """
 
@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from otel_decisions.errors import OtelDecisionsError
+from otel_decisions.store.errors import store_error
 
 __all__ = ["ReportData", "collect_report_data", "render_report", "write_report"]
 
@@ -172,12 +173,7 @@ def _query(client: Any, sql: str, params: Mapping[str, Any]) -> tuple[list[str],
     try:
         result = client.query(sql, parameters=dict(params))
     except Exception as exc:
-        text = str(exc)
-        if "UNKNOWN_TABLE" in text or "doesn't exist" in text or "does not exist" in text:
-            raise OtelDecisionsError(
-                "report: the decision tables are missing; run `otel-decisions schema apply` first"
-            ) from exc
-        raise OtelDecisionsError(f"report: a query failed: {text.splitlines()[0] if text else type(exc).__name__}") from exc
+        raise store_error(exc, "report") from exc
     return list(result.column_names), [tuple(row) for row in result.result_rows]
 
 
@@ -191,8 +187,8 @@ def collect_report_data(
     database: str | None = None,
 ) -> ReportData:
     """Fetch what the report needs from *client* (a clickhouse-connect client)."""
-    from otel_decisions.clickhouse.client import database_of
-    from otel_decisions.queries import run_query
+    from otel_decisions.store.client import database_of
+    from otel_decisions.catalogue import run_query
 
     period = {"start": _naive_utc(start, _EPOCH), "end": _naive_utc(end, _FAR_FUTURE)}
     adverse = tuple(adverse_outcomes)

@@ -15,7 +15,7 @@ every other attribute is exported as a string.
 
 Example::
 
-    from otel_decisions.trace_export import export_trace
+    from otel_decisions.output.trace_file import export_trace
     document = export_trace("4bf92f3577b34da6a3ce929d0e0e4736", fmt="otlp-json", dsn="chdb:///tmp/db")
 """
 
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from otel_decisions import semconv
-from otel_decisions.clickhouse.mapping import TRACES_COLUMNS
+from otel_decisions.store.mapping import TRACES_COLUMNS
 from otel_decisions.errors import OtelDecisionsError
 
 __all__ = ["ExportFormat", "SpanRecord", "read_trace", "to_otlp_json", "to_jaeger_json", "export_trace"]
@@ -324,12 +324,12 @@ def export_trace(
         raise OtelDecisionsError(f"--format {fmt!r} is not supported; use one of: {', '.join(FORMATS)}")
     tid = _normalise_trace_id(trace_id)
     if client is None:
-        from otel_decisions.clickhouse.client import get_client
+        from otel_decisions.store.client import get_client
 
         client = get_client(dsn)
     spans = read_trace(client, tid)
     if not spans:
-        from otel_decisions.clickhouse.client import redact_dsn
+        from otel_decisions.store.client import redact_dsn
 
         where = redact_dsn(dsn) if dsn else "the configured database"
         raise OtelDecisionsError(

@@ -1,17 +1,10 @@
-"""The privacy pipeline: the one path every captured value takes before it becomes an attribute.
-
-Order: make JSON-able → key policy (deny-list or allow-list; masked values replaced by
-:data:`~otel_decisions.semconv.REDACTION_SENTINEL` and their paths listed) → free-text
-scrubbing (e-mail, SSN-like, phone, Luhn-valid card numbers, and any value masked
-elsewhere in the same record) → truncation with a marker. Identifiers are pseudonymised
-with HMAC-SHA256; the digest of the raw inputs is an HMAC of their canonical JSON.
+"""The key policy, free-text scrubbing, truncation and pseudonyms: :class:`PrivacyPolicy` compiled
+from settings, and :class:`PrivacyRecord`, which applies it to the fields of one record.
 
 Example::
 
-    policy = PrivacyPolicy.from_settings(DecisionSettings())
-    record = policy.new_record()
-    clean = record.clean_mapping({"ssn": "123-45-6789", "income": 52000}, "inputs")
-    # clean == {"ssn": "[REDACTED]", "income": 52000}; record.redacted == ["inputs.ssn"]
+    record = PrivacyPolicy.from_settings(settings).new_record()
+    attributes = record.mask_fields([("decision.inputs", "inputs", FieldKind.JSON, inputs)])
 """
 
 from __future__ import annotations
@@ -33,7 +26,8 @@ from typing import Any
 import orjson
 
 from otel_decisions import semconv
-from otel_decisions.config import DecisionSettings, key_id
+from otel_decisions.privacy._keys import key_id, resolve_hmac_key
+from otel_decisions.settings import DecisionSettings
 
 _SENTINEL = semconv.REDACTION_SENTINEL
 _MAX_DEPTH = 32
@@ -227,7 +221,7 @@ class PrivacyPolicy:
             mode=settings.privacy_mode,
             deny_patterns=settings.deny_patterns,
             allow_patterns=settings.privacy_allow_patterns,
-            key=settings.resolved_hmac_key(),
+            key=resolve_hmac_key(settings),
             scrub_free_text=settings.scrub_free_text,
             max_value_length=settings.max_value_length,
             max_json_length=settings.max_json_length,
@@ -268,9 +262,10 @@ class PrivacyPolicy:
         """HMAC-SHA256 pseudonym (hex) of an identifier: stable for one key, irreversible without it."""
         return hmac.digest(self._key, str(identifier).encode("utf-8", "surrogatepass"), "sha256").hex()
 
-    def sign(self, text: str) -> str:
-        """HMAC-SHA256 (hex) of *text* with the key: signs integrity checkpoints."""
-        return hmac.digest(self._key, text.encode(), "sha256").hex()
+    @property
+    def signing_key(self) -> bytes:
+        """The key integrity checkpoints are signed with (:func:`otel_decisions.integrity.sign`)."""
+        return self._key
 
     def digest(self, raw: Any) -> str:
         """HMAC-SHA256 (hex) of the canonical JSON of *raw*: proves which inputs were used without revealing them."""
@@ -407,6 +402,61 @@ class PrivacyRecord:
     short_field = text_field
     """Scrub and truncate a short attribute (type, outcome, model, policy version): no field is exempt."""
 
+    def mask_fields(self, fields: Iterable[tuple[str, str, FieldKind, Any]], *,
+                    learn_only: tuple[str, ...] = ()) -> dict[str, Any]:
+        """The one masking path of a record: every ``(attribute key, path, kind, value)`` through the
+        policy, in order (inputs first, so values masked there are masked in every later field).
+
+        ``None`` values and empty lists are left out. ``learn_only``: paths of LEARN fields whose
+        masked paths are not reported in ``redacted`` (a review learns its decision's masked
+        values, but the decision's redactions are the decision's). Returns the attributes to record.
+        """
+        out: dict[str, Any] = {}
+        for key, path, kind, value in fields:
+            if kind is FieldKind.LEARN and path in learn_only and value is not None:
+                before = len(self.redacted)
+                self.clean_jsonable(value, path)
+                del self.redacted[before:]
+                continue
+            if value is None or (kind in _LIST_KINDS and not value):
+                continue
+            if kind is FieldKind.TEXT:
+                out[key] = self.text_field(value, path)
+            elif kind is FieldKind.TEXT_LIST:
+                out[key] = [self.text_field(item, path, i) for i, item in enumerate(value)]
+            elif kind is FieldKind.JSON:
+                out[key] = self.json_field(value, path)
+            elif kind is FieldKind.JSONABLE:
+                out[key] = self.json_field(value, path, jsonable=True)
+            elif kind is FieldKind.LEARN:
+                self.clean_jsonable(value, path)  # not stored: learn what it masks for the other fields
+            elif kind is FieldKind.PSEUDONYM:
+                out[key] = self._policy.pseudonymise(value)
+            else:
+                out[key] = value  # FieldKind.VALUE: a validated number or flag, nothing to mask
+        return out
+
+
+class FieldKind(enum.Enum):
+    """How :meth:`PrivacyRecord.mask_fields` treats one field."""
+
+    TEXT = "text"
+    """Free or short text: scrubbed (values masked elsewhere, patterns) and truncated."""
+    TEXT_LIST = "text_list"
+    JSON = "json"
+    """A structured value: key policy, then scrubbing of every string leaf, serialised and truncated."""
+    JSONABLE = "jsonable"
+    """Like JSON, for a value already converted by :func:`to_jsonable`."""
+    LEARN = "learn"
+    """A JSON-able value not stored: only learn which values it masks."""
+    PSEUDONYM = "pseudonym"
+    """An identifier: replaced by its HMAC pseudonym."""
+    VALUE = "value"
+    """A validated number or flag, stored as it is."""
+
+
+_LIST_KINDS = (FieldKind.TEXT_LIST,)
+
 
 def _plain_text(value: Any) -> str:
     """*value* as an exact ``str``: an enum member is its value (``str(StrEnum.X)`` is 'Class.X' on 3.11)."""
@@ -444,74 +494,3 @@ def _compile(field: str, patterns: Iterable[str]) -> re.Pattern[str] | None:
         except re.error as exc:
             raise ValueError(f"{field}: invalid regular expression {pattern!r}: {exc}") from exc
     return re.compile("|".join(f"(?:{p})" for p in items), re.IGNORECASE)
-
-
-def _scrub_attribute_values(policy: PrivacyPolicy, attributes: Any) -> tuple[dict[str, Any], bool]:
-    """Attribute values of a non-decision span through the key policy (deny-list) and free-text patterns."""
-    changed = False
-    out: dict[str, Any] = {}
-    for key, value in (attributes or {}).items():
-        # The whole key: a namespaced key such as prefect.flow.name or service.name is not a
-        # person's name, while an application label such as "ssn" or "user.email" is masked.
-        if policy.mode == "denylist" and policy.is_masked_key(key):
-            out[key] = _SENTINEL
-            changed = True
-            continue
-        if type(value) is str:
-            scrubbed = _scrub_run_text(policy, value)
-            changed = changed or scrubbed is not value
-            out[key] = scrubbed
-        elif isinstance(value, tuple) and any(type(v) is str for v in value):
-            scrubbed_items = tuple(_scrub_run_text(policy, v) if type(v) is str else v for v in value)
-            changed = changed or any(a is not b for a, b in zip(scrubbed_items, value))
-            out[key] = scrubbed_items
-        else:
-            out[key] = value
-    return out, changed
-
-
-def _scrub_run_text(policy: PrivacyPolicy, text: str) -> str:
-    """Free-text patterns out of one run-span string, made valid UTF-8; *text* itself when unchanged."""
-    scrubbed = text
-    if policy.scrub_free_text and _LIKELY.search(text):
-        scrubbed = _FREE_TEXT.sub(_replace_match, text)
-    scrubbed = valid_text(scrubbed)  # an exception message may hold undecodable bytes
-    return text if scrubbed == text else scrubbed
-
-
-def scrub_span(policy: PrivacyPolicy, span: Any) -> Any:
-    """A copy of a span that is *not* a decision record (Prefect's run spans, the instrumentor's own),
-    with e-mail / SSN / phone / card patterns removed from its name, attributes, events (exception
-    messages and stack traces, state messages) and status text, and deny-listed keys masked.
-
-    Decision and review spans never come here: they were built from the privacy pipeline.
-    Returns *span* itself when nothing needed scrubbing.
-    """
-    from opentelemetry.sdk.trace import Event, ReadableSpan
-    from opentelemetry.trace import Status
-
-    attributes, changed = _scrub_attribute_values(policy, span.attributes)
-    name = _scrub_run_text(policy, span.name)
-    changed = changed or name is not span.name
-    events = []
-    for event in span.events:
-        event_attributes, event_changed = _scrub_attribute_values(policy, event.attributes)
-        event_name = _scrub_run_text(policy, event.name)
-        if event_changed or event_name is not event.name:
-            changed = True
-            event = Event(event_name, event_attributes, event.timestamp)
-        events.append(event)
-    status = span.status
-    description = status.description
-    if description:
-        scrubbed_description = _scrub_run_text(policy, description)
-        if scrubbed_description is not description:
-            changed = True
-            status = Status(status.status_code, scrubbed_description)
-    if not changed:
-        return span
-    return ReadableSpan(
-        name=name, context=span.context, parent=span.parent, resource=span.resource, attributes=attributes,
-        events=events, links=span.links, kind=span.kind, status=status, start_time=span.start_time,
-        end_time=span.end_time, instrumentation_scope=span.instrumentation_scope,
-    )

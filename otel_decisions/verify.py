@@ -2,8 +2,8 @@
 
 Every recording process keeps a SHA-256 chain over its decision *and* review records
 (``decision.integrity.chain/.seq/.hash/.prev_hash``): each link covers the previous hash, its
-position, the record id, its time and :func:`otel_decisions.decision.record_digest` — a digest of
-every stored attribute. Verification has four parts:
+position, the record id, its time and :func:`otel_decisions.integrity.record_digest` — a digest of
+every stored attribute. Verification has three parts:
 
 1. the chains, over every delivered decision and review span in ``otel_traces`` (a decision
    recorded again by a retried task is a new link; a re-delivered span is the same link): each
@@ -24,8 +24,8 @@ checkpoints' content but not their signatures (``IntegrityReport.unsigned_checkp
 
 Example::
 
-    from otel_decisions.clickhouse.client import get_client
-    from otel_decisions.integrity import verify
+    from otel_decisions.store.client import get_client
+    from otel_decisions.verify import verify
     report = verify(get_client("chdb:///data/decisions"))
     assert report.ok, report.problems
 """
@@ -33,13 +33,14 @@ Example::
 from __future__ import annotations
 
 import hashlib
-import hmac
 from dataclasses import dataclass, field
 from typing import Any
 
 from otel_decisions import semconv
-from otel_decisions.config import key_id as _key_id
-from otel_decisions.decision import chain_material, checkpoint_material, record_digest
+from otel_decisions.integrity import chain_material, checkpoint_material, record_digest, signature_valid
+from otel_decisions.privacy import key_id
+from otel_decisions.store import schema
+from otel_decisions.store.errors import store_error
 
 _RECORD_PREDICATE = (
     f"{semconv.record_sql(semconv.RecordKind.DECISION, semconv.RecordKind.REVIEW)} "
@@ -75,8 +76,6 @@ ORDER BY 1, 2
 
 def _typed_sql() -> list[tuple[str, str, str]]:
     """(kind, rows in the typed table that no delivered span derives, delivered records with no typed row)."""
-    from otel_decisions.clickhouse import schema
-
     checks = []
     for table, columns, key, id_key, predicate in (
         ("decisions", schema.DECISION_COLUMNS, "decision_id", semconv.DECISION_ID, schema.decision_span_predicate()),
@@ -124,16 +123,23 @@ def _chain_hash(prev_hash: str, seq: int, record_id: str, ts_ns: int, attributes
     return hashlib.sha256(chain_material(prev_hash, seq, record_id, ts_ns, record_digest(attributes))).hexdigest()
 
 
+def _rows(client: Any, sql: str) -> list[Any]:
+    try:
+        return list(client.query(sql).result_rows)
+    except Exception as exc:
+        raise store_error(exc, "verify") from exc
+
+
 def verify(client: Any, *, key: bytes | None = None) -> IntegrityReport:
     """Check every chain in ``otel_traces``, the typed tables against it, and every checkpoint.
 
-    *key*: the HMAC key (``DecisionSettings.resolved_hmac_key()``) to check checkpoint signatures.
+    *key*: the HMAC key (``otel_decisions.privacy.resolve_hmac_key(settings)``) to check checkpoint signatures.
     """
     report = IntegrityReport()
     heads: dict[str, dict[int, str]] = {}
     chain_keys: dict[str, str] = {}
     previous: tuple[str, int, str] | None = None  # chain, seq, stored hash
-    for chain, seq, record_id, ts_ns, attributes, spans, versions in client.query(_CHAIN_SQL).result_rows:
+    for chain, seq, record_id, ts_ns, attributes, spans, versions in _rows(client, _CHAIN_SQL):
         seq = int(seq)
         attributes = dict(attributes)
         stored = attributes.get(semconv.DECISION_INTEGRITY_HASH, "")
@@ -169,15 +175,15 @@ def verify(client: Any, *, key: bytes | None = None) -> IntegrityReport:
         previous = (chain, seq, stored)
 
     for table, orphans_sql, missing_sql in _typed_sql():
-        for (record_id,) in client.query(orphans_sql).result_rows:
+        for (record_id,) in _rows(client, orphans_sql):
             report.problems.append(Problem("altered", "", 0, record_id,
                                            f"this {table} row is not what any delivered span records"))
-        for (record_id,) in client.query(missing_sql).result_rows:
+        for (record_id,) in _rows(client, missing_sql):
             report.problems.append(Problem("not_in_store", "", 0, record_id,
                                            f"delivered, but its {table} row is gone"))
 
-    own_key_id = _key_id(key) if key else None
-    for chain, seq, head_hash, signature, signer in client.query(_CHECKPOINT_SQL).result_rows:
+    own_key_id = key_id(key) if key else None
+    for chain, seq, head_hash, signature, signer in _rows(client, _CHECKPOINT_SQL):
         seq = int(seq)
         report.checkpoints += 1
         if chain in chain_keys and signer != chain_keys[chain]:
@@ -185,8 +191,7 @@ def verify(client: Any, *, key: bytes | None = None) -> IntegrityReport:
                                            f"checkpoint claims key {signer!r}, the chain's records use {chain_keys[chain]!r}"))
             continue
         if own_key_id is not None and signer == own_key_id:
-            expected = hmac.new(key, checkpoint_material(chain, seq, head_hash).encode(), hashlib.sha256).hexdigest()  # type: ignore[arg-type]
-            if not hmac.compare_digest(expected, signature):
+            if not signature_valid(key, checkpoint_material(chain, seq, head_hash), signature):  # type: ignore[arg-type]
                 report.problems.append(Problem("forged_checkpoint", chain, seq, "",
                                                "checkpoint signature does not verify with the key"))
                 continue

@@ -1,0 +1,32 @@
+"""Decision capture: the :class:`Decision` model and its validation, shape detection for zero-code
+capture, and recording (decisions, reviews, checkpoints) through the one masking path.
+
+Example::
+
+    from otel_decisions.capture import record_decision, record_review
+
+    d = record_decision(type="credit.approval", outcome="deny", confidence=0.91,
+                        inputs={"income": 41000}, subject_id="applicant-17")
+    record_review(d, reviewer="analyst-4", action="approve")
+"""
+
+from otel_decisions.capture._decorator import decision
+from otel_decisions.capture._model import Decision, new_id
+from otel_decisions.capture._record import chain, emit, record_checkpoint, record_decision, record_review
+from otel_decisions.capture._registry import prefect_identity, registry
+from otel_decisions.capture._shape import as_mapping, decision_from_value
+
+__all__ = [
+    "Decision",
+    "as_mapping",
+    "chain",
+    "decision",
+    "decision_from_value",
+    "emit",
+    "new_id",
+    "prefect_identity",
+    "record_checkpoint",
+    "record_decision",
+    "record_review",
+    "registry",
+]
