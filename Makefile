@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 PYTEST_ARGS ?=
 
-.PHONY: demo test install test-deps binaries browser clean lock
+.PHONY: demo test lint install test-deps binaries browser clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,13 @@ binaries:
 
 test-deps: install browser binaries
 
-test: test-deps
+# ruff (lint + format) and mypy on the package, configured in pyproject.toml.
+lint: install
+	$(BIN)/ruff check otel_decisions
+	$(BIN)/ruff format --check otel_decisions
+	$(BIN)/mypy
+
+test: test-deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Refresh constraints.txt from the current virtual environment (maintainers only).

@@ -13,12 +13,12 @@ Explicit capture inside a task: :func:`record_decision`, :func:`decision`, :func
 
 from __future__ import annotations
 
-from otel_decisions.settings import DecisionSettings
 from otel_decisions._version import __version__
-from otel_decisions.sdk import configure, force_flush, shutdown
 from otel_decisions.capture import Decision, decision, record_decision, record_review
 from otel_decisions.instrumentation import PrefectInstrumentor
+from otel_decisions.sdk import configure, force_flush, shutdown
 from otel_decisions.semconv import Automation, ReviewAction
+from otel_decisions.settings import DecisionSettings
 
 __all__ = [
     "Automation",

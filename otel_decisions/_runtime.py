@@ -64,11 +64,17 @@ _runtime: Runtime | None = None
 _runtime_lock = threading.Lock()
 
 
-def make_runtime(settings: DecisionSettings, provider: trace.TracerProvider, *, configured: bool,
-                 policy: PrivacyPolicy | None = None) -> Runtime:
+def make_runtime(
+    settings: DecisionSettings, provider: trace.TracerProvider, *, configured: bool, policy: PrivacyPolicy | None = None
+) -> Runtime:
     tracer = provider.get_tracer(semconv.INSTRUMENTATION_SCOPE, __version__)
-    return Runtime(settings=settings, privacy=policy or PrivacyPolicy.from_settings(settings),
-                   tracer_provider=provider, tracer=tracer, configured=configured)
+    return Runtime(
+        settings=settings,
+        privacy=policy or PrivacyPolicy.from_settings(settings),
+        tracer_provider=provider,
+        tracer=tracer,
+        configured=configured,
+    )
 
 
 def get_runtime() -> Runtime:
@@ -98,6 +104,7 @@ def set_runtime(runtime: Runtime | None) -> None:
     global _runtime
     with _runtime_lock:
         _runtime = runtime
+
 
 _refusals = threading.local()
 

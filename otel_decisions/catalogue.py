@@ -29,7 +29,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,9 @@ __all__ = [
 
 REQUIRED_KEYS = ("name", "title", "description", "regulations")
 _HEADER_LINE = re.compile(r"^--\s*([a-z_]+)\s*:\s?(.*)$")
-_PARAM_DECL = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s+(?P<type>\S+)(?:\s*=\s*(?P<default>.*?))?\s*\|\s*(?P<desc>.+)$")
+_PARAM_DECL = re.compile(
+    r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s+(?P<type>\S+)(?:\s*=\s*(?P<default>.*?))?\s*\|\s*(?P<desc>.+)$"
+)
 _PLACEHOLDER = re.compile(r"\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*:\s*([^{}]+?)\s*\}")
 _INT_TYPES = {f"{sign}Int{bits}" for sign in ("", "U") for bits in (8, 16, 32, 64)}
 _SCALAR_TYPES = {"String", "Bool", "Float32", "Float64", "Date", "DateTime", *_INT_TYPES}
@@ -63,7 +65,9 @@ class QueryError(OtelDecisionsError):
 
 
 def _supported(type_name: str) -> bool:
-    return type_name in _SCALAR_TYPES or bool(_DT64.match(type_name)) or type_name in ("Array(String)", "Array(Float64)")
+    return (
+        type_name in _SCALAR_TYPES or bool(_DT64.match(type_name)) or type_name in ("Array(String)", "Array(Float64)")
+    )
 
 
 def _parse_datetime(text: str) -> datetime:
@@ -72,7 +76,7 @@ def _parse_datetime(text: str) -> datetime:
         raw = raw[:-1] + "+00:00"
     value = datetime.fromisoformat(raw)
     if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        value = value.astimezone(UTC).replace(tzinfo=None)
     return value
 
 
@@ -121,17 +125,21 @@ class QueryParam:
                 raise ValueError("expected a non-negative integer")
             return number
         if t in ("Float32", "Float64"):
-            number = float(value) if not isinstance(value, str) else float(value.strip())
-            if not math.isfinite(number):
+            real = float(value) if not isinstance(value, str) else float(value.strip())
+            if not math.isfinite(real):
                 raise ValueError("expected a finite number")
-            return number
+            return real
         if t == "Date":
-            day = value if isinstance(value, date) and not isinstance(value, datetime) else date.fromisoformat(str(value).strip()[:10])
+            day = (
+                value
+                if isinstance(value, date) and not isinstance(value, datetime)
+                else date.fromisoformat(str(value).strip()[:10])
+            )
             return day.isoformat()
         if t == "DateTime" or _DT64.match(t):
             moment = value if isinstance(value, datetime) else _parse_datetime(str(value))
             if moment.tzinfo is not None:
-                moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+                moment = moment.astimezone(UTC).replace(tzinfo=None)
             if t == "DateTime":
                 return moment.strftime("%Y-%m-%d %H:%M:%S")
             return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
@@ -196,7 +204,7 @@ class QueryResult:
     parameters: dict[str, Any] = field(default_factory=dict)
 
     def as_dicts(self) -> list[dict[str, Any]]:
-        return [dict(zip(self.columns, row)) for row in self.rows]
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
 
 
 def queries_dir() -> Path:

@@ -19,29 +19,55 @@ import shlex
 import shutil
 import sys
 import time
-from datetime import datetime, timedelta, timezone
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from otel_decisions.settings import load_settings
 from otel_decisions.errors import OtelDecisionsError
+from otel_decisions.settings import load_settings
 
 EXAMPLES = ("credit_decisioning", "clinical_triage", "existing_flow")
 
 SUMMARY_QUERIES: tuple[tuple[str, str, tuple[str, ...], int], ...] = (
-    ("adverse_action_reasons", "Adverse decisions and their principal reasons (Reg B 1002.9)",
-     ("decision_id", "model_version", "principal_reason_1", "principal_reason_2", "principal_reason_3",
-      "principal_reason_4"), 5),
-    ("unreviewed_low_confidence", "Low-confidence decisions with no human review (AI Act 14, GDPR 22(3))",
-     ("decision_id", "decision_type", "outcome", "confidence", "model_name", "model_version", "why"), 5),
-    ("override_rate_by_model", "Human overrides by model version",
-     ("model_name", "model_version", "decisions", "reviewed", "overridden", "override_rate_of_reviewed"), 10),
-    ("unapproved_model_decisions", "Decisions by model versions not approved at decision time",
-     ("decision_id", "model_name", "model_version", "decision_type", "outcome"), 5),
-    ("outcome_rates_by_segment", "Outcome rates by segment with adverse-impact ratio (four-fifths rule)",
-     ("segment", "decisions", "favourable", "favourable_rate", "adverse_impact_ratio", "below_four_fifths"), 10),
+    (
+        "adverse_action_reasons",
+        "Adverse decisions and their principal reasons (Reg B 1002.9)",
+        (
+            "decision_id",
+            "model_version",
+            "principal_reason_1",
+            "principal_reason_2",
+            "principal_reason_3",
+            "principal_reason_4",
+        ),
+        5,
+    ),
+    (
+        "unreviewed_low_confidence",
+        "Low-confidence decisions with no human review (AI Act 14, GDPR 22(3))",
+        ("decision_id", "decision_type", "outcome", "confidence", "model_name", "model_version", "why"),
+        5,
+    ),
+    (
+        "override_rate_by_model",
+        "Human overrides by model version",
+        ("model_name", "model_version", "decisions", "reviewed", "overridden", "override_rate_of_reviewed"),
+        10,
+    ),
+    (
+        "unapproved_model_decisions",
+        "Decisions by model versions not approved at decision time",
+        ("decision_id", "model_name", "model_version", "decision_type", "outcome"),
+        5,
+    ),
+    (
+        "outcome_rates_by_segment",
+        "Outcome rates by segment with adverse-impact ratio (four-fifths rule)",
+        ("segment", "decisions", "favourable", "favourable_rate", "adverse_impact_ratio", "below_four_fifths"),
+        10,
+    ),
 )
 """(query, title, columns shown, rows shown) of the summary the demo prints."""
 
@@ -144,16 +170,22 @@ def run_demo(
     reviews_before = _count(client, "decision_reviews", "review_id")
     # The model-risk function approved the champion models before these runs; the examples'
     # challenger and fraud models are left unapproved on purpose (unapproved_model_decisions).
-    approved_from = datetime.now(timezone.utc) - timedelta(days=90)
+    approved_from = datetime.now(UTC) - timedelta(days=90)
     for model_name, model_version in load_example("__init__").APPROVED_MODELS:
-        approve_model(client, model_name, model_version, approved_by="model-risk-committee",
-                      approved_from=approved_from, note="approved for production use (demo)")
+        approve_model(
+            client,
+            model_name,
+            model_version,
+            approved_by="model-risk-committee",
+            approved_from=approved_from,
+            note="approved for production use (demo)",
+        )
 
     otel_decisions.configure(
         service_name="otel-decisions-demo",
         service_version=otel_decisions.__version__,
         environment="demo",
-        exporters=[exporter],
+        exporters=["otlp" if exporter == "otlp" else "clickhouse"],
         dsn=dsn,
         data_dir=str(settings.data_dir),
     )
@@ -167,8 +199,14 @@ def run_demo(
         ("clinical_triage", "Clinical triage (breast-cancer data set)", {"seed": seed}),
         ("existing_flow", "Existing flow, zero code changes", {"seed": seed}),
     )
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                  console=console, transient=False) as progress:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
         bar = progress.add_task("Running example flows", total=len(plan) + 1)
         for module_name, label, kwargs in plan:
             progress.update(bar, description=f"Running: {label}")
@@ -194,12 +232,17 @@ def run_demo(
     _print_summary(console, client)
 
     from otel_decisions.output.report import write_report
-
     from otel_decisions.store.client import redact_dsn
 
     write_report(client, report_path, database=redact_dsn(dsn))
-    result = DemoResult(dsn=dsn, report_path=report_path, counts=counts, decisions_stored=stored,
-                        reviews_stored=reviews, seconds=time.perf_counter() - started)
+    result = DemoResult(
+        dsn=dsn,
+        report_path=report_path,
+        counts=counts,
+        decisions_stored=stored,
+        reviews_stored=reviews,
+        seconds=time.perf_counter() - started,
+    )
     _print_next_steps(console, result)
     return result
 
@@ -219,8 +262,11 @@ def _print_summary(console: Any, client: Any) -> None:
         columns = [c for c in wanted if c in result.columns] or result.columns[:6]
         index = [result.columns.index(c) for c in columns]
         shown = min(limit, len(result.rows))
-        table = Table(title=f"{title}\n[dim]{name}: {len(result.rows)} rows, first {shown} shown[/]",
-                      title_justify="left", expand=False)
+        table = Table(
+            title=f"{title}\n[dim]{name}: {len(result.rows)} rows, first {shown} shown[/]",
+            title_justify="left",
+            expand=False,
+        )
         for column in columns:
             table.add_column(column, overflow="fold", max_width=34 if "reason" in column else 20)
         for row in result.rows[:limit]:

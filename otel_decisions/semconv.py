@@ -22,6 +22,7 @@ REVIEW_SPAN_NAME: Final = "decision.review"
 CHECKPOINT_SPAN_NAME: Final = "decision.integrity.checkpoint"
 """A signed checkpoint of a hash chain's head (chain, seq, hash), recorded at flow ends and flushes."""
 
+
 class RecordKind(str, Enum):
     """The three kinds of span that are decision records (kept durably, always sampled, never TTL'd)."""
 
@@ -60,8 +61,11 @@ def record_sql(*kinds: RecordKind, column: str = "SpanName") -> str:
     parts = []
     if RecordKind.DECISION in chosen:
         parts.append(f"startsWith({column}, {_sql_text(DECISION_SPAN_PREFIX)})")
-    names = [name for kind, name in ((RecordKind.REVIEW, REVIEW_SPAN_NAME), (RecordKind.CHECKPOINT, CHECKPOINT_SPAN_NAME))
-             if kind in chosen]
+    names = [
+        name
+        for kind, name in ((RecordKind.REVIEW, REVIEW_SPAN_NAME), (RecordKind.CHECKPOINT, CHECKPOINT_SPAN_NAME))
+        if kind in chosen
+    ]
     if len(names) == 1:
         parts.append(f"{column} = {_sql_text(names[0])}")
     elif names:

@@ -118,7 +118,7 @@ class DecisionSettings(BaseSettings):
 
     # --- where records go --------------------------------------------------------
     exporters: Annotated[list[ExporterName], NoDecode] = Field(
-        default_factory=lambda: ["clickhouse"],
+        default_factory=lambda: list[ExporterName](["clickhouse"]),
         description="Exporters for spans: otlp (honours OTEL_EXPORTER_OTLP_*), console, clickhouse, none.",
     )
     dsn: str | None = Field(
@@ -131,7 +131,9 @@ class DecisionSettings(BaseSettings):
     )
 
     # --- capture -----------------------------------------------------------------
-    auto_capture: bool = Field(default=True, description="Record a decision when a task returns a decision-shaped value.")
+    auto_capture: bool = Field(
+        default=True, description="Record a decision when a task returns a decision-shaped value."
+    )
     capture_inputs: bool = Field(
         default=True,
         description="Record decision.inputs (after the privacy pipeline). Off leaves only decision.inputs.digest.",
@@ -146,7 +148,8 @@ class DecisionSettings(BaseSettings):
         description="Field names read as the confidence of an auto-captured decision.",
     )
     default_decision_type: str = Field(
-        default="task", description="decision.type of auto-captured decisions with no type field ('task' uses the task name)."
+        default="task",
+        description="decision.type of auto-captured decisions with no type field ('task' uses the task name).",
     )
 
     # --- privacy -----------------------------------------------------------------
@@ -173,7 +176,10 @@ class DecisionSettings(BaseSettings):
         description="Key for subject/reviewer pseudonyms and the inputs digest. Unset: a random key is generated once in data_dir/hmac.key.",
     )
     max_value_length: int = Field(
-        default=4096, ge=64, le=10_000_000, description="Longest string attribute kept; longer ones are truncated with a marker."
+        default=4096,
+        ge=64,
+        le=10_000_000,
+        description="Longest string attribute kept; longer ones are truncated with a marker.",
     )
     max_json_length: int = Field(
         default=65_536,
@@ -188,12 +194,19 @@ class DecisionSettings(BaseSettings):
     )
 
     # --- delivery (durable spool) ------------------------------------------------
-    durable: bool = Field(default=True, description="Spool decision and review spans to disk before the recording call returns.")
+    durable: bool = Field(
+        default=True, description="Spool decision and review spans to disk before the recording call returns."
+    )
     spool_dir: Path | None = Field(default=None, description="Spool directory; default data_dir/spool.")
     commit_interval_ms: float = Field(
-        default=50.0, ge=0.0, le=60_000.0, description="Group-commit interval: the spool is fsync'd at least this often."
+        default=50.0,
+        ge=0.0,
+        le=60_000.0,
+        description="Group-commit interval: the spool is fsync'd at least this often.",
     )
-    commit_max_records: int = Field(default=512, ge=1, le=1_000_000, description="Group commit after this many records.")
+    commit_max_records: int = Field(
+        default=512, ge=1, le=1_000_000, description="Group commit after this many records."
+    )
     strict_fsync: bool = Field(
         default=False, description="The recording call waits until its record is fsync'd (slower, strongest guarantee)."
     )
@@ -201,10 +214,13 @@ class DecisionSettings(BaseSettings):
         default=1 << 30, ge=1 << 16, description="Disk quota for the spool; at the quota the quota_policy applies."
     )
     quota_policy: Literal["block", "fail"] = Field(
-        default="block", description="At the spool quota: block the recording call until space frees, or fail it loudly."
+        default="block",
+        description="At the spool quota: block the recording call until space frees, or fail it loudly.",
     )
     quota_block_timeout_s: float | None = Field(
-        default=None, ge=0.0, description="With quota_policy=block, fail loudly after this many seconds (None: wait forever)."
+        default=None,
+        ge=0.0,
+        description="With quota_policy=block, fail loudly after this many seconds (None: wait forever).",
     )
     durable_span_names: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Extra span names (besides decision and review spans) to deliver durably."
@@ -308,7 +324,11 @@ def load_settings(**overrides: Any) -> DecisionSettings:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or "settings"
         name = str(first["loc"][0]) if first["loc"] else ""
-        variable = f" (keyword {name}=, environment {ENV_PREFIX}{name.upper()})" if name in DecisionSettings.model_fields else ""
+        variable = (
+            f" (keyword {name}=, environment {ENV_PREFIX}{name.upper()})"
+            if name in DecisionSettings.model_fields
+            else ""
+        )
         message = str(first["msg"]).removeprefix("Value error, ")
         more = f"; {len(exc.errors()) - 1} more invalid setting(s)" if len(exc.errors()) > 1 else ""
         raise SettingsError(field, f"{message}{variable}{more}") from None

@@ -93,8 +93,9 @@ def capdecisions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CapturedD
 
     memory = InMemorySpanExporter()
     data_dir: Path = tmp_path_factory.mktemp("otel-decisions")
-    otel_decisions.configure(exporters=["none"], span_exporters=[memory], durable=False,
-                             hmac_key=TEST_HMAC_KEY, data_dir=str(data_dir))
+    otel_decisions.configure(
+        exporters=["none"], span_exporters=[memory], durable=False, hmac_key=TEST_HMAC_KEY, data_dir=str(data_dir)
+    )
     instrumentor = otel_decisions.PrefectInstrumentor()
     if not instrumentor.is_instrumented_by_opentelemetry:
         instrumentor.instrument()

@@ -79,10 +79,16 @@ def _typed_sql() -> list[tuple[str, str, str]]:
     checks = []
     for table, columns, key, id_key, predicate in (
         ("decisions", schema.DECISION_COLUMNS, "decision_id", semconv.DECISION_ID, schema.decision_span_predicate()),
-        ("decision_reviews", schema.REVIEW_COLUMNS, "review_id", semconv.DECISION_REVIEW_ID, schema.review_span_predicate()),
+        (
+            "decision_reviews",
+            schema.REVIEW_COLUMNS,
+            "review_id",
+            semconv.DECISION_REVIEW_ID,
+            schema.review_span_predicate(),
+        ),
     ):
-        names = ", ".join([name for name, _type, _expr in schema._SPAN_COLUMNS] + [col.name for col in columns])
-        derived = schema._typed_select(columns, "otel_traces", predicate)
+        names = ", ".join([name for name, _type, _expr in schema.SPAN_COLUMNS] + [col.name for col in columns])
+        derived = schema.typed_select(columns, "otel_traces", predicate)
         orphans = f"SELECT {key} FROM (SELECT {names} FROM {table} FINAL EXCEPT {derived}) ORDER BY {key}"
         missing = (
             f"SELECT DISTINCT SpanAttributes['{id_key}'] AS id FROM otel_traces WHERE {predicate} "
@@ -148,62 +154,89 @@ def verify(client: Any, *, key: bytes | None = None) -> IntegrityReport:
         heads.setdefault(chain, {})[seq] = stored
         chain_keys.setdefault(chain, attributes.get(semconv.DECISION_PSEUDONYM_KEY_ID, ""))
         if int(spans) > 1:
-            report.problems.append(Problem("forked", chain, seq, record_id,
-                                           f"{spans} different spans claim this chain position"))
+            report.problems.append(
+                Problem("forked", chain, seq, record_id, f"{spans} different spans claim this chain position")
+            )
         elif int(versions) > 1:
-            report.problems.append(Problem("altered", chain, seq, record_id,
-                                           "copies of this span differ in their stored attributes"))
+            report.problems.append(
+                Problem("altered", chain, seq, record_id, "copies of this span differ in their stored attributes")
+            )
         if _chain_hash(prev_hash, seq, record_id, int(ts_ns), attributes) != stored:
-            report.problems.append(Problem("altered", chain, seq, record_id,
-                                           "the stored span's attributes do not produce its hash"))
+            report.problems.append(
+                Problem("altered", chain, seq, record_id, "the stored span's attributes do not produce its hash")
+            )
         if previous is None or previous[0] != chain:
             report.chains += 1
             if seq != 1:
-                report.problems.append(Problem("missing", chain, seq, record_id,
-                                               f"chain starts at seq {seq}: records 1..{seq - 1} are missing"))
+                report.problems.append(
+                    Problem(
+                        "missing", chain, seq, record_id, f"chain starts at seq {seq}: records 1..{seq - 1} are missing"
+                    )
+                )
             elif prev_hash:
-                report.problems.append(Problem("broken_link", chain, seq, record_id,
-                                               "first record of the chain names a predecessor"))
+                report.problems.append(
+                    Problem("broken_link", chain, seq, record_id, "first record of the chain names a predecessor")
+                )
         else:
             _, prev_seq, prev_stored = previous
             if seq != prev_seq + 1:
-                report.problems.append(Problem("missing", chain, seq, record_id,
-                                               f"records {prev_seq + 1}..{seq - 1} are missing before this one"))
+                report.problems.append(
+                    Problem(
+                        "missing",
+                        chain,
+                        seq,
+                        record_id,
+                        f"records {prev_seq + 1}..{seq - 1} are missing before this one",
+                    )
+                )
             elif prev_hash != prev_stored:
-                report.problems.append(Problem("broken_link", chain, seq, record_id,
-                                               f"prev_hash is not the stored hash of seq {prev_seq}"))
+                report.problems.append(
+                    Problem("broken_link", chain, seq, record_id, f"prev_hash is not the stored hash of seq {prev_seq}")
+                )
         previous = (chain, seq, stored)
 
     for table, orphans_sql, missing_sql in _typed_sql():
         for (record_id,) in _rows(client, orphans_sql):
-            report.problems.append(Problem("altered", "", 0, record_id,
-                                           f"this {table} row is not what any delivered span records"))
+            report.problems.append(
+                Problem("altered", "", 0, record_id, f"this {table} row is not what any delivered span records")
+            )
         for (record_id,) in _rows(client, missing_sql):
-            report.problems.append(Problem("not_in_store", "", 0, record_id,
-                                           f"delivered, but its {table} row is gone"))
+            report.problems.append(Problem("not_in_store", "", 0, record_id, f"delivered, but its {table} row is gone"))
 
     own_key_id = key_id(key) if key else None
     for chain, seq, head_hash, signature, signer in _rows(client, _CHECKPOINT_SQL):
         seq = int(seq)
         report.checkpoints += 1
         if chain in chain_keys and signer != chain_keys[chain]:
-            report.problems.append(Problem("forged_checkpoint", chain, seq, "",
-                                           f"checkpoint claims key {signer!r}, the chain's records use {chain_keys[chain]!r}"))
+            report.problems.append(
+                Problem(
+                    "forged_checkpoint",
+                    chain,
+                    seq,
+                    "",
+                    f"checkpoint claims key {signer!r}, the chain's records use {chain_keys[chain]!r}",
+                )
+            )
             continue
         if own_key_id is not None and signer == own_key_id:
             if not signature_valid(key, checkpoint_material(chain, seq, head_hash), signature):  # type: ignore[arg-type]
-                report.problems.append(Problem("forged_checkpoint", chain, seq, "",
-                                               "checkpoint signature does not verify with the key"))
+                report.problems.append(
+                    Problem("forged_checkpoint", chain, seq, "", "checkpoint signature does not verify with the key")
+                )
                 continue
         else:
             report.unsigned_checkpoints += 1
         records = heads.get(chain, {})
         if seq not in records:
             last = max(records, default=0)
-            detail = (f"checkpoint covers seq {seq} but the chain ends at {last}: records {last + 1}..{seq} are missing"
-                      if last < seq else f"checkpointed record seq {seq} is missing")
+            detail = (
+                f"checkpoint covers seq {seq} but the chain ends at {last}: records {last + 1}..{seq} are missing"
+                if last < seq
+                else f"checkpointed record seq {seq} is missing"
+            )
             report.problems.append(Problem("missing", chain, seq, "", detail))
         elif records[seq] != head_hash:
-            report.problems.append(Problem("altered", chain, seq, "",
-                                           "the record at the checkpointed position has another hash"))
+            report.problems.append(
+                Problem("altered", chain, seq, "", "the record at the checkpointed position has another hash")
+            )
     return report

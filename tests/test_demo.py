@@ -127,3 +127,27 @@ def test_concurrent_demo_on_the_same_database_fails_clearly(tmp_path):
     finally:
         output, _ = first.communicate(timeout=600)
     assert first.returncode == 0, output
+
+
+def test_default_demo_keeps_its_own_store_and_prints_commands_that_work_as_pasted(tmp_path):
+    """`make demo` twice: the second run replaces the demo's store (no doubled counts), the user's own
+    store is never touched, and the "Next:" lines run as pasted from a shell whose PATH lacks the venv."""
+    counts = []
+    for name in ("first", "second"):
+        cmd = [sys.executable, "-m", "otel_decisions.cli", "demo", "--applicants", "20",
+               "--report", str(tmp_path / f"report-{name}.html")]
+        env = _env(tmp_path, "default")
+        env.pop("OTEL_DECISIONS_DSN", None)
+        run = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        assert run.returncode == 0, run.stdout + run.stderr
+        data_dir = tmp_path / "data-default"
+        assert not (data_dir / "chdb").exists(), "the demo wrote into the user's own store"
+        demo_dsn = f"chdb://{(data_dir / 'demo' / 'chdb').resolve()}?database=demo"
+        counts.append(_inspect(demo_dsn, tmp_path)["decisions"])
+        lines = run.stdout.splitlines()
+        pasted = [line.strip() for line in lines[lines.index("Next:") + 1:] if "query run override_rate_by_model" in line]
+    assert counts[0] == counts[1] > 0
+    shell_env = {**_env(tmp_path, "default"), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(pasted[0], shell=True, cwd=tmp_path, env=shell_env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, (pasted[0], result.stdout, result.stderr)
+    assert result.stdout.splitlines()[0].startswith("model_name")  # the CSV header of the query's answer

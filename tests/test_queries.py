@@ -386,3 +386,72 @@ def test_delivery_completeness(store):
     }
     (incomplete,) = run(client, "delivery_completeness", only_incomplete=1)
     assert incomplete["missing"] == 1 and incomplete["flow_run_id"] == list(data.flow_captured)[-1]
+
+
+def test_period_summary(store):
+    client, data = store
+    (row,) = run(client, "period_summary")
+    decisions = data.decisions
+    assert (row["decisions"], row["adverse"], row["review_required"]) == (
+        N,
+        sum(d.adverse for d in decisions),
+        sum(d.review_required for d in decisions),
+    )
+    assert row["decision_types"] == len({d.decision_type for d in decisions})
+    assert row["model_versions"] == len({(d.model_name, d.model_version) for d in decisions})
+    assert (row["reviews"], row["overrides"]) == (len(data.reviews), sum(r.action == "override" for r in data.reviews))
+    first, last = min(d.timestamp_ns for d in decisions), max(d.timestamp_ns for d in decisions)
+    as_stored = lambda ns: naive(datetime.fromtimestamp(ns // 1000 / 1e6, tz=timezone.utc))  # noqa: E731
+    assert (row["first_decision"], row["last_decision"]) == (as_stored(first), as_stored(last))
+    # decisions count by decision time, reviews by review time
+    end = SEED_START + timedelta(days=14)
+    (early,) = run(client, "period_summary", end=end.strftime("%Y-%m-%d"))
+    assert early["decisions"] == sum(d.timestamp < end for d in decisions)
+    assert early["reviews"] == sum(r.timestamp_ns < end.timestamp() * 1e9 for r in data.reviews)
+
+
+def test_outcomes_by_model_version(store):
+    client, data = store
+    rows = run(client, "outcomes_by_model_version")
+    assert {(r["model_name"], r["model_version"], r["outcome"]): r["decisions"] for r in rows} == dict(
+        Counter((d.model_name, d.model_version, d.outcome) for d in data.decisions)
+    )
+
+
+def test_score_distribution(store):
+    client, data = store
+    for bins in (20, 4):
+        expected = Counter((d.decision_type, d.outcome, min(int(d.score * bins), bins - 1)) for d in data.decisions)
+        rows = run(client, "score_distribution", bins=bins)
+        assert {(r["decision_type"], r["outcome"], r["bin"]): r["decisions"] for r in rows} == dict(expected)
+        for r in rows:
+            assert (r["bin_from"], r["bin_to"]) == (pytest.approx(r["bin"] / bins), pytest.approx((r["bin"] + 1) / bins))
+
+
+def test_thresholds_by_decision_type(store):
+    client, data = store
+    types = Counter(d.decision_type for d in data.decisions)
+    rows = run(client, "thresholds_by_decision_type")
+    assert {
+        r["decision_type"]: (r["decisions"], r["scored_decisions"], r["usual_threshold"], r["distinct_thresholds"])
+        for r in rows
+    } == {t: (n, n, 0.5, 1) for t, n in types.items()}  # the seed scores every decision against 0.5
+
+
+def test_human_oversight_by_model(store):
+    client, data = store
+    grouped = reviews_by_decision(data)
+    stats: dict = defaultdict(lambda: [0, 0, 0, 0, 0])
+    for d in data.decisions:
+        reviews = grouped.get(d.decision_id, [])
+        entry = stats[(d.model_name, d.model_version)]
+        entry[0] += 1
+        entry[1] += d.review_required
+        entry[2] += bool(reviews)
+        entry[3] += any(r.action == "override" for r in reviews)
+        entry[4] += any(r.action == "escalate" for r in reviews)
+    rows = run(client, "human_oversight_by_model")
+    assert {
+        (r["model_name"], r["model_version"]): [r["decisions"], r["review_required"], r["reviewed"], r["overridden"], r["escalated"]]
+        for r in rows
+    } == dict(stats)

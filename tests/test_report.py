@@ -5,13 +5,16 @@ the three examples at a small size with the ClickHouse exporter, writes the repo
 database and for an empty one, and prints what the database holds. The tests then check the
 HTML against those numbers, that it is self-contained and escaped, and (``browser``) that
 Debian's headless ``chromium`` renders its charts and tables: a screenshot with the chart colours
-in it, and a DOM dump with the SVG bars and table rows.
+in it, and a DOM dump with the SVG bars and table rows. A decision stored with markup in every text
+field (in this process's chDB) must come out of the report as text, never as markup.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -23,8 +26,18 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Link
 
-from otel_decisions.output.report import MAX_ADVERSE_ROWS, ReportData, render_report
+from otel_decisions import semconv
+from otel_decisions.catalogue import load_catalogue
+from otel_decisions.output import report
+from otel_decisions.output.report import MAX_ADVERSE_ROWS, ReportData, render_report, write_report
+from otel_decisions.store.client import get_client
+from otel_decisions.store.exporter import ClickHouseSpanExporter
+from tests.seed import fresh_chdb_dsn
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("OTEL_DECISIONS_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -223,6 +236,72 @@ def test_report_escapes_every_database_value():
     assert "<script" not in page.lower()
     assert page.count("&lt;script&gt;") >= 10
     assert "a&amp;b" in page
+
+
+HOSTILE = "<script>alert(1)</script>&\"'"
+
+
+def _store_hostile_decision(client) -> None:
+    """One adverse, reviewed decision whose every free-text field is HOSTILE, written through the exporter."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer(semconv.INSTRUMENTATION_SCOPE)
+    decision = tracer.start_span(semconv.DECISION_SPAN_PREFIX + HOSTILE, attributes={
+        semconv.DECISION_ID: "hostile-decision", semconv.DECISION_TYPE: HOSTILE, semconv.DECISION_OUTCOME: "deny",
+        semconv.DECISION_SCORE: 0.3, semconv.DECISION_THRESHOLD: 0.5, semconv.DECISION_REVIEW_REQUIRED: True,
+        semconv.DECISION_RATIONALE: HOSTILE, semconv.DECISION_REASONS: [HOSTILE, "second reason"],
+        semconv.DECISION_SUBJECT_ID: HOSTILE, semconv.DECISION_MODEL_NAME: HOSTILE,
+        semconv.DECISION_MODEL_VERSION: HOSTILE, semconv.DECISION_POLICY_VERSION: HOSTILE,
+    })
+    decision.end()
+    review = tracer.start_span(semconv.REVIEW_SPAN_NAME, links=[Link(decision.get_span_context())], attributes={
+        semconv.DECISION_ID: "hostile-decision", semconv.DECISION_REVIEW_ID: "hostile-review",
+        semconv.DECISION_REVIEW_REVIEWER_ID: HOSTILE, semconv.DECISION_REVIEW_ACTION: "override",
+        semconv.DECISION_REVIEW_REASON: HOSTILE, semconv.DECISION_REVIEW_ORIGINAL_OUTCOME: "deny",
+        semconv.DECISION_REVIEW_NEW_OUTCOME: "approve",
+    })
+    review.end()
+    provider.shutdown()
+    assert ClickHouseSpanExporter(client=client).export(memory.get_finished_spans()) is SpanExportResult.SUCCESS
+
+
+def test_a_hostile_value_in_the_store_is_text_in_the_report(tmp_path):
+    client = get_client(fresh_chdb_dsn("report"))
+    try:
+        _store_hostile_decision(client)
+        page = write_report(client, tmp_path / "hostile.html").read_text(encoding="utf-8")
+    finally:
+        client.close()
+    assert HOSTILE not in page and "<script" not in page.lower()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;&amp;" in page
+    sections = parse(page)
+    # decoded back, the value is the text of every chart and table that shows it ...
+    for testid in ("chart-outcomes", "chart-confidence", "chart-reviews", "table-reviewers", "table-models",
+                   "table-adverse"):
+        assert HOSTILE in "".join(sections.text[testid]), testid
+    # ... and its quotes stay inside the attribute they are in
+    labels = [a["aria-label"] for a in sections.attrs["chart-confidence"] if a["tag"] == "svg"]
+    assert labels == [f"{HOSTILE} distribution"]
+
+
+def test_the_report_sends_no_sql_of_its_own():
+    """House rule: SQL lives in queries/. The report runs catalogue queries by name, and only those it names."""
+    source = Path(report.__file__).read_text(encoding="utf-8")
+    tree = ast.parse(source)
+    sql_keyword = re.compile(r"\b(SELECT|INSERT|FROM|WHERE|GROUP BY|JOIN)\b")
+    assert not [n.value for n in ast.walk(tree)
+                if isinstance(n, ast.Constant) and isinstance(n.value, str) and sql_keyword.search(n.value)]
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+    assert not {c.func.attr for c in calls if isinstance(c.func, ast.Attribute)} & {"query", "command", "raw_query"}
+    run = {c.args[1].value for c in calls if isinstance(c.func, ast.Name) and c.func.id == "run_query"}
+    assert run == set(report.REPORT_QUERIES) <= set(load_catalogue())
+
+
+def test_the_templates_never_switch_escaping_off():
+    for template in (Path(report.__file__).parent / "templates").iterdir():
+        text = template.read_text(encoding="utf-8")
+        assert not re.search(r"\|\s*safe\b|autoescape\s+false|Markup", text), template.name
 
 
 # --- headless Chromium ---------------------------------------------------------------------------

@@ -79,11 +79,20 @@ def test_migrations_are_versioned_and_idempotent(client):
     ran = schema.apply_migrations(client)
     assert [m.version for m in ran] == [1, 2, 3, 4]
     assert schema.apply_migrations(client) == []
-    assert schema.applied_versions(client) == {m.version: m.name for m in schema.migrations()}
+    assert schema.applied_versions(client) == {m.version: (m.name, m.checksum) for m in schema.migrations()}
     assert client.command("SELECT count() FROM schema_migrations") == 4
     tables = {r[0] for r in client.query("SELECT name FROM system.tables WHERE database = currentDatabase()").result_rows}
     assert {"otel_traces", "otel_traces_trace_id_ts", "otel_traces_trace_id_ts_mv", "decisions", "decisions_mv",
             "decision_reviews", "decision_reviews_mv", "model_approvals", "schema_migrations"} <= tables
+
+
+def test_a_migration_applied_from_another_definition_is_reported(client, caplog):
+    schema.apply_migrations(client)
+    client.command("ALTER TABLE schema_migrations UPDATE checksum = 'not-this-version' WHERE version = 2 SETTINGS mutations_sync = 1")
+    with caplog.at_level("WARNING", logger="otel_decisions"):
+        assert schema.apply_migrations(client) == []
+    assert "migration 2 (typed decisions table)" in caplog.text and "different definition" in caplog.text
+    assert schema.store_info(client)["migrations_drifted"] == [2]
 
 
 def test_decisions_has_a_typed_column_for_every_semconv_attribute(client):

@@ -16,12 +16,13 @@ from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
 from otel_decisions import _runtime, semconv
-from otel_decisions.errors import DecisionValidationError
 from otel_decisions.capture._model import _DECISION_FIELDS
 from otel_decisions.capture._record import emit
 from otel_decisions.capture._shape import decision_from_value
+from otel_decisions.errors import DecisionValidationError
 
 F = TypeVar("F", bound=Callable[..., Any])
+
 
 @overload
 def decision(fn: F, /) -> F: ...
@@ -39,7 +40,9 @@ def decision(fn: Callable[..., Any] | None = None, /, **defaults: Any) -> Any:
     """
     unknown = sorted(set(defaults) - _DECISION_FIELDS)
     if unknown:
-        raise DecisionValidationError("@decision", f"unknown field(s) {', '.join(unknown)}; known fields: {', '.join(sorted(_DECISION_FIELDS))}")
+        raise DecisionValidationError(
+            "@decision", f"unknown field(s) {', '.join(unknown)}; known fields: {', '.join(sorted(_DECISION_FIELDS))}"
+        )
 
     def wrap(func: Callable[..., Any]) -> Callable[..., Any]:
         signature = inspect.signature(func)
@@ -50,8 +53,14 @@ def decision(fn: Callable[..., Any] | None = None, /, **defaults: Any) -> Any:
                 bound = signature.bind_partial(*args, **kwargs)
                 bound.apply_defaults()
                 inputs = dict(bound.arguments)
-                built = decision_from_value(result, inputs=inputs, defaults={**defaults, "type": dtype},
-                                            outcome_fields=None, confidence_fields=None, require_confidence=False)
+                built = decision_from_value(
+                    result,
+                    inputs=inputs,
+                    defaults={**defaults, "type": dtype},
+                    outcome_fields=None,
+                    confidence_fields=None,
+                    require_confidence=False,
+                )
                 if built is None:
                     _runtime.get_runtime().warn_once(
                         f"decorator-shape:{dtype}",
@@ -62,8 +71,10 @@ def decision(fn: Callable[..., Any] | None = None, /, **defaults: Any) -> Any:
                     return
                 emit(built, semconv.DecisionSource.DECORATOR, True)
             except Exception as exc:  # noqa: BLE001 - never break the user's function
-                _runtime.get_runtime().warn_once(f"decorator:{dtype}:{type(exc).__name__}",
-                                        f"otel-decisions: could not record the decision of {func.__qualname__}: {exc}")
+                _runtime.get_runtime().warn_once(
+                    f"decorator:{dtype}:{type(exc).__name__}",
+                    f"otel-decisions: could not record the decision of {func.__qualname__}: {exc}",
+                )
 
         if inspect.iscoroutinefunction(func):
 

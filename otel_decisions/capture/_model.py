@@ -26,6 +26,7 @@ from otel_decisions import semconv
 from otel_decisions.errors import DecisionValidationError
 from otel_decisions.privacy import to_jsonable
 
+
 class _IdSource:
     """A private generator for decision ids, seeded from the OS and re-seeded in a forked child.
 
@@ -74,7 +75,10 @@ def _check_probability(field: str, value: Any) -> float | None:
             raise DecisionValidationError(field, f"expected a number in [0, 1], got {value!r}") from None
     value = float(value)
     if math.isnan(value) or not 0.0 <= value <= 1.0:
-        raise DecisionValidationError(field, f"must be a number in [0, 1], got {value!r}; pass a probability, not a percentage or raw score (use score= for that)")
+        raise DecisionValidationError(
+            field,
+            f"must be a number in [0, 1], got {value!r}; pass a probability, not a percentage or raw score (use score= for that)",
+        )
     return value
 
 
@@ -93,7 +97,7 @@ def _check_number(field: str, value: Any) -> float | None:
 def _check_text(field: str, value: Any, *, required: bool = False) -> str | None:
     if value is None:
         if required:
-            raise DecisionValidationError(field, f"is required; say what was decided, e.g. outcome='approve'")
+            raise DecisionValidationError(field, "is required; say what was decided, e.g. outcome='approve'")
         return None
     if isinstance(value, enum.Enum):  # before str: str(StrEnumMember) is 'Class.MEMBER' on 3.11
         text = str(value.value)
@@ -102,7 +106,7 @@ def _check_text(field: str, value: Any, *, required: bool = False) -> str | None
     else:
         text = str(to_jsonable(value))
     if required and not text.strip():
-        raise DecisionValidationError(field, f"must not be empty; say what was decided, e.g. outcome='approve'")
+        raise DecisionValidationError(field, "must not be empty; say what was decided, e.g. outcome='approve'")
     return text
 
 
@@ -154,7 +158,9 @@ class Decision:
         set_ = object.__setattr__
         type_ = self.type if type(self.type) is str else _check_text("type", self.type)
         if not type_ or not type_.strip():
-            raise DecisionValidationError("type", "must not be empty; name the kind of decision, e.g. type='credit.approval'")
+            raise DecisionValidationError(
+                "type", "must not be empty; name the kind of decision, e.g. type='credit.approval'"
+            )
         set_(self, "type", type_)
         outcome = self.outcome
         if type(outcome) is not str or not outcome.strip():
@@ -178,7 +184,9 @@ class Decision:
         if type(automation) is not str or automation not in _AUTOMATION_VALUES:
             automation = _check_text("automation", automation) or semconv.Automation.AUTOMATED.value
             if automation not in _AUTOMATION_VALUES:
-                raise DecisionValidationError("automation", f"{automation!r} is not one of {sorted(_AUTOMATION_VALUES)}")
+                raise DecisionValidationError(
+                    "automation", f"{automation!r} is not one of {sorted(_AUTOMATION_VALUES)}"
+                )
             set_(self, "automation", automation)
         if self.review_required is not True and self.review_required is not False:
             raise DecisionValidationError("review_required", f"expected True or False, got {self.review_required!r}")
@@ -186,17 +194,28 @@ class Decision:
             try:
                 set_(self, "id", str(uuid.UUID(str(self.id))))
             except ValueError:
-                raise DecisionValidationError("id", f"{self.id!r} is not a UUID; leave it unset to get a new one") from None
+                raise DecisionValidationError(
+                    "id", f"{self.id!r} is not a UUID; leave it unset to get a new one"
+                ) from None
 
     @property
     def span_context(self) -> SpanContext | None:
         """The recorded span's context (for links), if this decision has been recorded."""
         if not (self.trace_id and self.span_id):
             return None
-        return SpanContext(int(self.trace_id, 16), int(self.span_id, 16), is_remote=True,
-                           trace_flags=TraceFlags(TraceFlags.SAMPLED))
+        return SpanContext(
+            int(self.trace_id, 16), int(self.span_id, 16), is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED)
+        )
 
 
-_TEXT_FIELDS = ("rationale", "subject_id", "model_name", "model_version", "model_provider", "policy_version",
-                "retention_class", "segment")
+_TEXT_FIELDS = (
+    "rationale",
+    "subject_id",
+    "model_name",
+    "model_version",
+    "model_provider",
+    "policy_version",
+    "retention_class",
+    "segment",
+)
 _DECISION_FIELDS = {f.name for f in dataclasses.fields(Decision)} - {"id", "timestamp_ns", "trace_id", "span_id"}

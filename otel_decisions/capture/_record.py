@@ -59,8 +59,11 @@ _DECISION_SPEC: tuple[tuple[str, str, FieldKind, str], ...] = (
     (semconv.DECISION_RETENTION_CLASS, "retention.class", _T, "retention_class"),
     (semconv.DECISION_SEGMENT, "segment", _T, "segment"),
 )
-_MIRRORS = ((semconv.GEN_AI_REQUEST_MODEL, semconv.DECISION_MODEL_NAME),
-            (semconv.GEN_AI_PROVIDER_NAME, semconv.DECISION_MODEL_PROVIDER))
+_MIRRORS = (
+    (semconv.GEN_AI_REQUEST_MODEL, semconv.DECISION_MODEL_NAME),
+    (semconv.GEN_AI_PROVIDER_NAME, semconv.DECISION_MODEL_PROVIDER),
+)
+
 
 def record_checkpoint() -> bool:
     """Record a signed checkpoint of this process's chain head, if it moved. Never raises.
@@ -74,11 +77,13 @@ def record_checkpoint() -> bool:
             return False
         runtime = _runtime.get_runtime()
         chain_id, seq, head_hash = head
-        attrs = {
+        attrs: dict[str, Any] = {
             semconv.DECISION_INTEGRITY_CHAIN: chain_id,
             semconv.DECISION_INTEGRITY_SEQ: seq,
             semconv.DECISION_INTEGRITY_HASH: head_hash,
-            semconv.DECISION_INTEGRITY_SIGNATURE: sign(runtime.privacy.signing_key, checkpoint_material(chain_id, seq, head_hash)),
+            semconv.DECISION_INTEGRITY_SIGNATURE: sign(
+                runtime.privacy.signing_key, checkpoint_material(chain_id, seq, head_hash)
+            ),
             semconv.DECISION_PSEUDONYM_KEY_ID: runtime.privacy.key_id,
         }
         runtime.tracer.start_span(semconv.CHECKPOINT_SPAN_NAME, kind=SpanKind.INTERNAL, attributes=attrs).end()
@@ -105,8 +110,9 @@ def _seal(attrs: dict[str, Any], record_id: str, timestamp_ns: int) -> tuple[dic
     return integrity, seq, prev_hash
 
 
-def _record_span(runtime: Any, name: str, attrs: dict[str, Any], record_id: str, now: int,
-                 links: Sequence[Link] = ()) -> SpanContext:
+def _record_span(
+    runtime: Any, name: str, attrs: dict[str, Any], record_id: str, now: int, links: Sequence[Link] = ()
+) -> SpanContext:
     """Record *attrs* as one ended span, sealed into the hash chain; returns its context.
 
     The span is started first and sealed only if it records: a span the sampler drops is no
@@ -157,8 +163,11 @@ def emit(decision: Decision, source: semconv.DecisionSource, raw_inputs_given: b
     fields: list[tuple[str, str, FieldKind, Any]] = [
         (semconv.DECISION_INPUTS, "inputs", FieldKind.JSONABLE if settings.capture_inputs else FieldKind.LEARN, inputs)
     ]
-    fields += [(key, path, kind, getattr(decision, name)) for key, path, kind, name in _DECISION_SPEC
-               if settings.capture_output or key != semconv.DECISION_OUTPUT]
+    fields += [
+        (key, path, kind, getattr(decision, name))
+        for key, path, kind, name in _DECISION_SPEC
+        if settings.capture_output or key != semconv.DECISION_OUTPUT
+    ]
     attrs.update(record.mask_fields(fields))
     for mirror, source_key in _MIRRORS:
         if source_key in attrs:
@@ -179,8 +188,14 @@ def emit(decision: Decision, source: semconv.DecisionSource, raw_inputs_given: b
     object.__setattr__(recorded, "timestamp_ns", now)
     object.__setattr__(recorded, "trace_id", format(ctx.trace_id, "032x"))
     object.__setattr__(recorded, "span_id", format(ctx.span_id, "016x"))
-    registry.add(decision.id, ctx, now, attrs[semconv.DECISION_OUTCOME],  # the outcome as stored (scrubbed)
-                 identity.get(semconv.PREFECT_FLOW_RUN_ID), identity.get(semconv.PREFECT_TASK_RUN_ID))
+    registry.add(
+        decision.id,
+        ctx,
+        now,
+        attrs[semconv.DECISION_OUTCOME],  # the outcome as stored (scrubbed)
+        identity.get(semconv.PREFECT_FLOW_RUN_ID),
+        identity.get(semconv.PREFECT_TASK_RUN_ID),
+    )
     return recorded
 
 
@@ -195,7 +210,8 @@ def record_decision(decision: Decision | None = None, /, **fields: Any) -> Decis
         unknown = sorted(set(fields) - _DECISION_FIELDS - {"id"})
         if unknown:
             raise DecisionValidationError(
-                unknown[0], f"unknown decision field(s) {', '.join(unknown)}; known fields: {', '.join(sorted(_DECISION_FIELDS))}"
+                unknown[0],
+                f"unknown decision field(s) {', '.join(unknown)}; known fields: {', '.join(sorted(_DECISION_FIELDS))}",
             )
         if "type" not in fields:
             raise DecisionValidationError("type", "is required; name the kind of decision, e.g. type='credit.approval'")
@@ -237,7 +253,9 @@ def record_review(
     try:
         uuid.UUID(decision_id)
     except ValueError:
-        raise DecisionValidationError("decision", f"{decision_id!r} is not a decision id (UUID); pass the Decision returned by record_decision") from None
+        raise DecisionValidationError(
+            "decision", f"{decision_id!r} is not a decision id (UUID); pass the Decision returned by record_decision"
+        ) from None
     if not reviewer or not str(reviewer).strip():
         raise DecisionValidationError("reviewer", "is required; pass the reviewer's user id (it is pseudonymised)")
     action_value = action.value if isinstance(action, semconv.ReviewAction) else str(action)
@@ -264,16 +282,25 @@ def record_review(
         semconv.DECISION_PSEUDONYM_KEY_ID: policy.key_id,
     }
     learned = decision.inputs if isinstance(decision, Decision) else None
-    attrs.update(record.mask_fields((
-        # learn what the decision's inputs mask, so the review's free text masks it too (not stored)
-        ("", "inputs", FieldKind.LEARN, None if learned is None else to_jsonable(learned)),
-        (semconv.DECISION_REVIEW_REVIEWER_ID, "review.reviewer", FieldKind.PSEUDONYM, reviewer),
-        (semconv.DECISION_REVIEW_REASON, "review.reason", FieldKind.TEXT, reason),
-        (semconv.DECISION_REVIEW_ORIGINAL_OUTCOME, "review.original_outcome", FieldKind.TEXT, original),
-        (semconv.DECISION_REVIEW_NEW_OUTCOME, "review.new_outcome", FieldKind.TEXT, new_outcome),
-        (semconv.DECISION_REVIEW_DECIDED_AT, "review.decided_at", FieldKind.VALUE,
-         None if decided_at is None else int(decided_at)),
-    ), learn_only=("inputs",)))
+    attrs.update(
+        record.mask_fields(
+            (
+                # learn what the decision's inputs mask, so the review's free text masks it too (not stored)
+                ("", "inputs", FieldKind.LEARN, None if learned is None else to_jsonable(learned)),
+                (semconv.DECISION_REVIEW_REVIEWER_ID, "review.reviewer", FieldKind.PSEUDONYM, reviewer),
+                (semconv.DECISION_REVIEW_REASON, "review.reason", FieldKind.TEXT, reason),
+                (semconv.DECISION_REVIEW_ORIGINAL_OUTCOME, "review.original_outcome", FieldKind.TEXT, original),
+                (semconv.DECISION_REVIEW_NEW_OUTCOME, "review.new_outcome", FieldKind.TEXT, new_outcome),
+                (
+                    semconv.DECISION_REVIEW_DECIDED_AT,
+                    "review.decided_at",
+                    FieldKind.VALUE,
+                    None if decided_at is None else int(decided_at),
+                ),
+            ),
+            learn_only=("inputs",),
+        )
+    )
     if record.redacted:
         attrs[semconv.DECISION_REDACTED] = record.redacted
     attrs.update(prefect_identity())

@@ -17,6 +17,7 @@ from opentelemetry.trace import SpanContext
 
 from otel_decisions import semconv
 
+
 class _Registry:
     """Recent decisions (for review links) and per-run counts (flow completeness, auto-capture de-dup)."""
 
@@ -27,7 +28,9 @@ class _Registry:
         self.per_flow: dict[str, int] = {}
         self.per_task: dict[str, int] = {}
 
-    def add(self, decision_id: str, ctx: SpanContext, ts: int, outcome: str, flow_run: str | None, task_run: str | None) -> None:
+    def add(
+        self, decision_id: str, ctx: SpanContext, ts: int, outcome: str, flow_run: str | None, task_run: str | None
+    ) -> None:
         with self._lock:
             self._recent[decision_id] = (ctx, ts, outcome)
             if len(self._recent) > self._max:

@@ -64,13 +64,13 @@ def decision_from_value(
     Raises ``DecisionValidationError`` (``.field`` names it) when the value is decision-shaped but a field is invalid.
     """
     if isinstance(value, Decision):
-        fields = {f: getattr(value, f) for f in _DECISION_FIELDS}
+        given = {f: getattr(value, f) for f in _DECISION_FIELDS}
         if value.inputs is None:
-            fields["inputs"] = inputs
+            given["inputs"] = inputs
         for key, default in defaults.items():
-            if fields.get(key) in (None, (), "") and key != "type":
-                fields[key] = default
-        return Decision(id=value.id, **fields)
+            if given.get(key) in (None, (), "") and key != "type":
+                given[key] = default
+        return Decision(id=value.id, **given)
     if isinstance(value, str) and not require_confidence:
         return Decision(**{**defaults, "outcome": value, "inputs": inputs})
     mapping = as_mapping(value)

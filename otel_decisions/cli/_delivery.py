@@ -14,9 +14,9 @@ import typer
 from rich.table import Table
 
 from otel_decisions.cli._common import console, handle_errors
-from otel_decisions.settings import load_settings
 from otel_decisions.delivery import DeliveryStatus, delivery_status, drain
 from otel_decisions.sdk import build_exporters
+from otel_decisions.settings import load_settings
 
 delivery_app = typer.Typer(help="Durable delivery: spool status and draining.", no_args_is_help=True)
 

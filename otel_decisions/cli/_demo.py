@@ -16,11 +16,23 @@ def register(app: typer.Typer) -> None:
     @app.command("demo")
     @handle_errors
     def demo(
-        applicants: Annotated[int, typer.Option(min=1, max=100_000, help="Synthetic credit applicants to decide.")] = 200,
-        dsn: Annotated[Optional[str], typer.Option(help="ClickHouse DSN (default: the embedded chDB database).", envvar="OTEL_DECISIONS_DSN")] = None,
-        report: Annotated[Path, typer.Option(help="Where to write the HTML evidence report.")] = Path("otel-decisions-report.html"),
+        applicants: Annotated[
+            int, typer.Option(min=1, max=100_000, help="Synthetic credit applicants to decide.")
+        ] = 200,
+        dsn: Annotated[
+            Optional[str],
+            typer.Option(help="ClickHouse DSN (default: the embedded chDB database).", envvar="OTEL_DECISIONS_DSN"),
+        ] = None,
+        report: Annotated[Path, typer.Option(help="Where to write the HTML evidence report.")] = Path(
+            "otel-decisions-report.html"
+        ),
         seed: Annotated[int, typer.Option(help="Random seed of the synthetic data.")] = 7,
-        exporter: Annotated[str, typer.Option(help="clickhouse: write to --dsn directly; otlp: send to the collector at OTEL_EXPORTER_OTLP_ENDPOINT.")] = "clickhouse",
+        exporter: Annotated[
+            str,
+            typer.Option(
+                help="clickhouse: write to --dsn directly; otlp: send to the collector at OTEL_EXPORTER_OTLP_ENDPOINT."
+            ),
+        ] = "clickhouse",
     ) -> None:
         """Run the example flows (credit, clinical triage, an uninstrumented flow), then print a compliance summary and write an HTML report."""
         from otel_decisions.demo import run_demo

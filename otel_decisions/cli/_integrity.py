@@ -15,7 +15,10 @@ def register(app: typer.Typer) -> None:
     @app.command("verify")
     @handle_errors
     def verify(
-        dsn: Annotated[Optional[str], typer.Option(help="ClickHouse DSN (default: the embedded chDB database).", envvar="OTEL_DECISIONS_DSN")] = None,
+        dsn: Annotated[
+            Optional[str],
+            typer.Option(help="ClickHouse DSN (default: the embedded chDB database).", envvar="OTEL_DECISIONS_DSN"),
+        ] = None,
     ) -> None:
         """Recompute every stored decision's chain hash; exit 1 if a record was altered or deleted."""
         from rich.table import Table
@@ -30,10 +33,16 @@ def register(app: typer.Typer) -> None:
         if settings.hmac_key is not None or (settings.data_dir / "hmac.key").exists():  # never create a key here
             key = resolve_hmac_key(settings)
         report = run_verify(get_client(dsn), key=key)
-        unsigned = f", {report.unsigned_checkpoints} with another key's signature (unchecked)" if report.unsigned_checkpoints else ""
+        unsigned = (
+            f", {report.unsigned_checkpoints} with another key's signature (unchecked)"
+            if report.unsigned_checkpoints
+            else ""
+        )
         if report.ok:
-            console.print(f"[green]ok[/]: {report.checked} records in {report.chains} chains verified, "
-                          f"{report.checkpoints} checkpoints{unsigned}")
+            console.print(
+                f"[green]ok[/]: {report.checked} records in {report.chains} chains verified, "
+                f"{report.checkpoints} checkpoints{unsigned}"
+            )
             return
         table = Table(title=f"{len(report.problems)} integrity problems in {report.checked} records")
         for column in ("kind", "chain", "seq", "record", "detail"):

@@ -21,9 +21,9 @@ def register(app: typer.Typer) -> None:
 
         Use it to answer a data subject's request: otel-decisions query run subject_decisions --param subject_id=$(otel-decisions pseudonymise A-0001)
         """
-        from otel_decisions.settings import load_settings
         from otel_decisions.errors import OtelDecisionsError
         from otel_decisions.privacy import PrivacyPolicy
+        from otel_decisions.settings import load_settings
 
         settings = load_settings()
         if settings.hmac_key is None and not (settings.data_dir / "hmac.key").exists():

@@ -29,21 +29,25 @@ def serve_command(
         str | None,
         typer.Option(help="Embedded database to own, chdb:///path (default: OTEL_DECISIONS_DSN or data_dir/chdb)."),
     ] = None,
-    host: Annotated[str, typer.Option(help="Address to bind; anything but loopback needs --allow-remote.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Address to bind; anything but loopback needs --allow-remote.")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port (ClickHouse's HTTP port is 8123; 0 picks a free one).")] = 8123,
     user: Annotated[
         str | None, typer.Option(envvar="OTEL_DECISIONS_SERVE_USER", help="User clients must send (basic auth).")
     ] = None,
     password: Annotated[
         str | None,
-        typer.Option(envvar="OTEL_DECISIONS_SERVE_PASSWORD", help="Password clients must send (basic auth).", show_default=False),
+        typer.Option(
+            envvar="OTEL_DECISIONS_SERVE_PASSWORD", help="Password clients must send (basic auth).", show_default=False
+        ),
     ] = None,
     allow_remote: Annotated[
         bool, typer.Option("--allow-remote", help="Allow a non-loopback --host (requires --user/--password).")
     ] = False,
 ) -> None:
-    from otel_decisions.settings import load_settings
     from otel_decisions.serve import serve
+    from otel_decisions.settings import load_settings
 
     resolved = dsn or load_settings().resolved_dsn
     serve(

@@ -172,9 +172,9 @@ def db_info(
     fmt: str = typer.Option("table", "--format", "-f", help=f"One of {', '.join(FORMATS)}."),
 ) -> None:
     """Where the store is, its version, migrations and row counts."""
+    from otel_decisions.settings import load_settings
     from otel_decisions.store.client import redact_dsn
     from otel_decisions.store.schema import store_info
-    from otel_decisions.settings import load_settings
 
     _check_format(fmt)
     resolved = dsn or load_settings().resolved_dsn
@@ -198,7 +198,9 @@ def _when(text: str | None, option: str) -> datetime | None:
     try:
         return _parse_datetime(text)
     except ValueError:
-        raise OtelDecisionsError(f"{option} {text!r}: use an ISO date or time, e.g. 2026-01-31 or 2026-01-31T12:00:00Z") from None
+        raise OtelDecisionsError(
+            f"{option} {text!r}: use an ISO date or time, e.g. 2026-01-31 or 2026-01-31T12:00:00Z"
+        ) from None
 
 
 @models_app.command("approve")
@@ -272,5 +274,7 @@ def models_list(
     finally:
         client.close()
     columns = ["model_name", "model_version", "approved_from", "approved_until", "approved_by", "note"]
-    rows = [(a.model_name, a.model_version, a.approved_from, a.approved_until, a.approved_by, a.note) for a in approvals]
+    rows = [
+        (a.model_name, a.model_version, a.approved_from, a.approved_until, a.approved_by, a.note) for a in approvals
+    ]
     _print(render_rows(columns, rows, fmt, title="Model approvals"))

@@ -35,11 +35,15 @@ def register(app: typer.Typer) -> None:
         ] = "otlp-json",
         dsn: Annotated[
             str | None,
-            typer.Option("--dsn", help="ClickHouse DSN (chdb:///path or http(s)://...); default: OTEL_DECISIONS_DSN / data dir."),
+            typer.Option(
+                "--dsn", help="ClickHouse DSN (chdb:///path or http(s)://...); default: OTEL_DECISIONS_DSN / data dir."
+            ),
         ] = None,
         output: Annotated[
             str | None,
-            typer.Option("--output", "-o", help="File to write; '-' for stdout. Default: TRACE_ID.otlp.json / .jaeger.json."),
+            typer.Option(
+                "--output", "-o", help="File to write; '-' for stdout. Default: TRACE_ID.otlp.json / .jaeger.json."
+            ),
         ] = None,
     ) -> None:
         """Write one trace read from ClickHouse otel_traces as OTLP-JSON or Jaeger JSON."""

@@ -37,7 +37,6 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from otel_decisions import semconv
-from otel_decisions.settings import DecisionSettings
 from otel_decisions.delivery._processor import DurableSpanProcessor
 from otel_decisions.delivery._shipper import Shipper, empty_ledger, empty_progress, pending_in_directory
 from otel_decisions.delivery._spool import (
@@ -54,6 +53,7 @@ from otel_decisions.delivery._spool import (
     spool_usage,
 )
 from otel_decisions.errors import OtelDecisionsError
+from otel_decisions.settings import DecisionSettings
 
 __all__ = [
     "DeliveryStatus",
@@ -234,7 +234,9 @@ def drain(
                 try:
                     exporter.shutdown()
                 except Exception:  # noqa: BLE001
-                    logger.exception("otel-decisions delivery: exporter %s failed to shut down", type(exporter).__name__)
+                    logger.exception(
+                        "otel-decisions delivery: exporter %s failed to shut down", type(exporter).__name__
+                    )
     status = delivery_status(settings)
     if not done:
         raise OtelDecisionsError(

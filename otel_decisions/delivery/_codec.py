@@ -27,11 +27,10 @@ import io
 import pickle
 import struct
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util import BoundedList
@@ -39,6 +38,8 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags, TraceState
 from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util.types import Attributes
+
+from otel_decisions._sdk_layout import frozen_attributes, plain_attributes, span_fields
 
 MAGIC = b"ODSPOOL\x01"
 HEADER = struct.Struct("<IIB")  # length, crc32, kind
@@ -95,14 +96,9 @@ def _plain_dict(mapping: Any) -> dict[str, Any]:
     return dict(mapping)
 
 
-def _attrs(attributes: Attributes) -> tuple[dict[str, Any], int]:
-    """A plain dict copy of span attributes and their dropped count (fast path for BoundedAttributes)."""
-    if not attributes:
-        return {}, getattr(attributes, "dropped", 0) if attributes is not None else 0
-    inner = getattr(attributes, "_dict", None)
-    if inner is not None:
-        return _plain_dict(inner), attributes.dropped  # type: ignore[union-attr]
-    return _plain_dict(attributes), 0
+def _attrs(attributes: Attributes) -> dict[str, Any]:
+    """A plain dict copy of event or link attributes."""
+    return _plain_dict(plain_attributes(attributes)) if attributes else {}
 
 
 def _ctx(context: SpanContext) -> tuple[int, int, int, tuple[tuple[str, str], ...] | None, bool]:
@@ -116,51 +112,38 @@ def _ctx(context: SpanContext) -> tuple[int, int, int, tuple[tuple[str, str], ..
     )
 
 
-def _fields(span: ReadableSpan) -> tuple[Any, ...]:
-    context = span._context  # noqa: SLF001
-    parent = span._parent  # noqa: SLF001
-    status = span._status  # noqa: SLF001
-    attributes = span._attributes  # noqa: SLF001
-    inner = getattr(attributes, "_dict", None)
-    events = span._events  # noqa: SLF001
-    links = span._links  # noqa: SLF001
+def _record(span: ReadableSpan) -> tuple[Any, ...]:
+    """The picklable record of a finished span (builtin types only)."""
+    (
+        name,
+        context,
+        parent,
+        kind,
+        start,
+        end,
+        status,
+        attributes,
+        dropped_attributes,
+        events,
+        dropped_events,
+        links,
+        dropped_links,
+    ) = span_fields(span)
     return (
-        span._name,  # noqa: SLF001
+        name,
         _ctx(context) if context is not None else None,
         _ctx(parent) if parent is not None else None,
-        span._kind.value,  # noqa: SLF001
-        span._start_time,  # noqa: SLF001
-        span._end_time,  # noqa: SLF001
+        kind.value,
+        start,
+        end,
         status.status_code.value,
         status.description,
-        _plain_dict(inner) if inner is not None else _plain_dict(attributes or {}),
-        getattr(attributes, "dropped", 0),
-        tuple((e.name, e.timestamp, _attrs(e.attributes)[0]) for e in events) if events else (),
-        getattr(events, "dropped", 0),
-        tuple((_ctx(link.context), _attrs(link.attributes)[0]) for link in links) if links else (),
-        getattr(links, "dropped", 0),
-    )
-
-
-def _public_fields(span: ReadableSpan) -> tuple[Any, ...]:
-    context = span.context
-    parent = span.parent
-    status = span.status
-    return (
-        span.name,
-        _ctx(context) if context is not None else None,
-        _ctx(parent) if parent is not None else None,
-        span.kind.value,
-        span.start_time,
-        span.end_time,
-        status.status_code.value,
-        status.description,
-        _plain_dict(span.attributes or {}),
-        span.dropped_attributes,
-        tuple((e.name, e.timestamp, _attrs(e.attributes)[0]) for e in span.events),
-        span.dropped_events,
-        tuple((_ctx(link.context), _attrs(link.attributes)[0]) for link in span.links),
-        span.dropped_links,
+        _plain_dict(attributes),
+        dropped_attributes,
+        tuple((e.name, e.timestamp, _attrs(e.attributes)) for e in events) if events else (),
+        dropped_events,
+        tuple((_ctx(link.context), _attrs(link.attributes)) for link in links) if links else (),
+        dropped_links,
     )
 
 
@@ -183,11 +166,7 @@ class SpanEncoder:
 
     def span_payload(self, span: ReadableSpan) -> tuple[bytes, Resource, InstrumentationScope | None]:
         """The span's own payload (no definitions): safe to compute outside the writer lock."""
-        try:  # the SDK's private fields: the public properties cost a Python call each
-            record = _fields(span)
-        except AttributeError:  # a ReadableSpan look-alike without the SDK's internals
-            record = _public_fields(span)
-        return pickle.dumps(record, protocol=5), span.resource, span.instrumentation_scope
+        return pickle.dumps(_record(span), protocol=5), span.resource, span.instrumentation_scope
 
     def frames_for(self, payload: bytes, resource: Resource, scope: InstrumentationScope | None) -> bytes:
         """Frames to append: any missing definitions, then the span frame (which names them by index)."""
@@ -253,7 +232,9 @@ class FrameScan:
     written) or 'corrupt' (bad length, kind or checksum)."""
 
 
-def iter_frames(data: bytes | memoryview, start: int, limit: int | None = None, spans_limit: int | None = None) -> FrameScan:
+def iter_frames(
+    data: bytes | memoryview, start: int, limit: int | None = None, spans_limit: int | None = None
+) -> FrameScan:
     """Walk frames in ``data`` from ``start``; stop at the end, at a bad frame, or after ``spans_limit`` spans."""
     view = memoryview(data)
     size = len(view) if limit is None else min(limit, len(view))
@@ -307,16 +288,6 @@ def resync(data: bytes | memoryview, start: int) -> int | None:
 def count_spans(records: Iterable[tuple[int, int, memoryview]]) -> int:
     """How many of the records are spans."""
     return sum(1 for kind, _, _ in records if kind == KIND_SPAN)
-
-
-def _frozen_attributes(values: dict[str, Any], dropped: int) -> BoundedAttributes:
-    # The values were validated by the SDK when recorded: skip re-validation (the slow part
-    # of BoundedAttributes.__init__) and fill the mapping directly.
-    bounded = BoundedAttributes(immutable=False)
-    bounded._dict.update(values)  # noqa: SLF001
-    bounded.dropped = dropped
-    bounded._immutable = True  # noqa: SLF001
-    return bounded
 
 
 def _context(values: tuple[Any, ...] | None) -> SpanContext | None:
@@ -383,14 +354,14 @@ class SegmentDecoder:
             links,
             dropped_links,
         ) = _loads(payload[8:])
-        bounded = _frozen_attributes(attributes, dropped_attributes)
+        bounded = frozen_attributes(attributes, dropped_attributes)
         event_list: Any = tuple(
-            Event(ev_name, _frozen_attributes(ev_attrs, 0), ev_ts) for ev_name, ev_ts, ev_attrs in events
+            Event(ev_name, frozen_attributes(ev_attrs, 0), ev_ts) for ev_name, ev_ts, ev_attrs in events
         )
         if dropped_events:
             event_list = BoundedList.from_seq(None, event_list)
             event_list.dropped = dropped_events
-        link_list: Any = tuple(Link(_context(ctx), _frozen_attributes(link_attrs, 0)) for ctx, link_attrs in links)  # type: ignore[arg-type]
+        link_list: Any = tuple(Link(_context(ctx), frozen_attributes(link_attrs, 0)) for ctx, link_attrs in links)  # type: ignore[arg-type]
         if dropped_links:
             link_list = BoundedList.from_seq(None, link_list)
             link_list.dropped = dropped_links

@@ -26,9 +26,9 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from otel_decisions import _runtime, semconv
-from otel_decisions.settings import DecisionSettings
 from otel_decisions.delivery._shipper import Shipper
 from otel_decisions.delivery._spool import SpoolWriter
+from otel_decisions.settings import DecisionSettings
 
 logger = logging.getLogger("otel_decisions.delivery")
 
@@ -70,7 +70,13 @@ class DurableSpanProcessor(SpanProcessor):
         self._start()
         self._register_metrics(meter_provider)
         ref = weakref.ref(self)
-        os.register_at_fork(after_in_child=lambda: (lambda p: p._after_fork_in_child() if p else None)(ref()))
+
+        def after_fork_in_child() -> None:
+            processor = ref()
+            if processor is not None:
+                processor.after_fork_in_child()
+
+        os.register_at_fork(after_in_child=after_fork_in_child)
 
     def _start(self) -> None:
         self.writer = SpoolWriter(self.root, self.settings, segment_bytes=self._segment_bytes)
@@ -79,16 +85,14 @@ class DurableSpanProcessor(SpanProcessor):
         if self._ship:
             self.shipper.start()
 
-    def _after_fork_in_child(self) -> None:
+    def after_fork_in_child(self) -> None:
+        """Called in a forked child: its own spool directory and threads (see ``os.register_at_fork``)."""
         if self._shut:
             return
         # Threads do not survive fork: the child gets its own spool directory and threads; the
         # parent's drain lock and directory stay the parent's (our inherited descriptors are
         # closed without unlocking, which would unlock for the parent too).
-        inherited = self.shipper.drain_lock._fd  # noqa: SLF001
-        if inherited is not None:
-            os.close(inherited)
-            self.shipper.drain_lock._fd = None  # noqa: SLF001
+        self.shipper.drain_lock.forget_after_fork()
         self.writer.after_fork_in_child()
         self.shipper = Shipper(self.root, self.exporters, self.settings, self.writer)
         self.writer.on_commit = [self.shipper.wake]
@@ -113,7 +117,9 @@ class DurableSpanProcessor(SpanProcessor):
             else:
                 self._dropped_run_spans += 1
                 if self._dropped_run_spans == 1:
-                    logger.warning("otel-decisions delivery: a %r span was not spooled and is dropped: %s", span.name, exc)
+                    logger.warning(
+                        "otel-decisions delivery: a %r span was not spooled and is dropped: %s", span.name, exc
+                    )
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """fsync the spool, then wait (within the timeout) until this process's records are delivered."""
@@ -140,7 +146,7 @@ class DurableSpanProcessor(SpanProcessor):
         self.writer.close()
         if self._ship and self.shipper.drain_lock.held and pending == 0:
             try:  # our directory is now an exited process's: remove it if fully delivered
-                self.shipper._ship_directory(self.writer.directory, own=False)  # noqa: SLF001
+                self.shipper.ship_directory(self.writer.directory, own=False)
             except Exception:  # noqa: BLE001 - tidying only
                 logger.debug("otel-decisions delivery: could not tidy %s", self.writer.directory, exc_info=True)
         self.shipper.close()
@@ -177,7 +183,7 @@ class DurableSpanProcessor(SpanProcessor):
         meter = metrics.get_meter("otel_decisions.delivery", meter_provider=meter_provider)
         ref = weakref.ref(self)
 
-        def observe(key: str):  # one callback per instrument
+        def observe(key: str) -> Callable[[CallbackOptions], Iterable[Observation]]:  # one callback per instrument
             def callback(options: CallbackOptions) -> Iterable[Observation]:
                 processor = ref()
                 if processor is None:

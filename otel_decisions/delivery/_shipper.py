@@ -28,15 +28,14 @@ import random
 import shutil
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from otel_decisions.settings import DecisionSettings
 from otel_decisions.delivery._codec import MAGIC, SegmentDecoder, count_spans, iter_frames, resync
 from otel_decisions.delivery._spool import (
     DRAIN_LOCK,
@@ -52,6 +51,7 @@ from otel_decisions.delivery._spool import (
     read_json,
     write_json,
 )
+from otel_decisions.settings import DecisionSettings
 
 _BURST_COURTESY_S = 0.01
 _BURST_RECORDS = 256
@@ -159,8 +159,7 @@ class Shipper:
         self._wake.set()
 
     def _run(self) -> None:
-        token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
-        try:
+        with suppress_instrumentation():  # delivering must not trace itself
             while not self._stop.is_set():
                 if not self.drain_lock.try_acquire():
                     self._wake.wait(max(self.poll_interval_s, 0.5))
@@ -179,8 +178,6 @@ class Shipper:
                     # The application is recording flat out in this process: leave it the
                     # interpreter for a moment. The spool absorbs the burst; delivery catches up.
                     self._stop.wait(_BURST_COURTESY_S)
-        finally:
-            detach(token)
 
     def _recording_burst(self) -> bool:
         """More than a few hundred records captured in this process since the last pass."""
@@ -226,7 +223,7 @@ class Shipper:
             if self._stop.is_set() and self._past_deadline():
                 break
             try:
-                progressed |= self._ship_directory(directory, own=directory == own)
+                progressed |= self.ship_directory(directory, own=directory == own)
             except Exception as exc:  # noqa: BLE001 - one unreadable spool must not stop the others
                 self._report_directory_error(directory, exc)
         return progressed
@@ -235,14 +232,19 @@ class Shipper:
         key = (directory.name, type(exc).__name__)
         if key not in self._directory_errors:
             self._directory_errors.add(key)
-            logger.error("otel-decisions delivery: cannot ship spool %s (%s: %s); its records stay on disk, "
-                         "the other spools are still shipped", directory, type(exc).__name__, exc)
+            logger.error(
+                "otel-decisions delivery: cannot ship spool %s (%s: %s); its records stay on disk, "
+                "the other spools are still shipped",
+                directory,
+                type(exc).__name__,
+                exc,
+            )
 
     def has_pending(self) -> bool:
         """Anything readable not yet acknowledged (cheap: compares offsets with file sizes)."""
         for directory in list_spool_dirs(self.root):
             progress = read_json(directory / PROGRESS_FILE, empty_progress())
-            for number, path in list_segments(directory):
+            for _number, path in list_segments(directory):
                 acked = progress["segments"].get(path.name, len(MAGIC))
                 try:
                     if path.stat().st_size > acked:
@@ -261,7 +263,7 @@ class Shipper:
     def _past_deadline(self) -> bool:
         return self._give_up_at is not None and time.monotonic() >= self._give_up_at
 
-    def _ship_directory(self, directory: Path, *, own: bool) -> bool:
+    def ship_directory(self, directory: Path, *, own: bool) -> bool:
         alive = own or owner_alive(directory)
         segments = list_segments(directory)
         if own and self.writer is not None:
@@ -435,7 +437,7 @@ class Shipper:
                 exporter = self.exporters[index]
                 try:
                     ok = exporter.export(spans) == SpanExportResult.SUCCESS
-                except Exception as exc:  # an exporter must not raise; if one does, it is a failure
+                except Exception as exc:  # noqa: BLE001 - an exporter must not raise; if one does, it is a failure
                     logger.warning("otel-decisions delivery: %s raised %r", type(exporter).__name__, exc)
                     ok = False
                 if not ok:

@@ -39,9 +39,9 @@ from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from otel_decisions.settings import DecisionSettings
 from otel_decisions.delivery._codec import MAGIC, SpanEncoder
 from otel_decisions.errors import OtelDecisionsError
+from otel_decisions.settings import DecisionSettings
 
 logger = logging.getLogger("otel_decisions.delivery")
 
@@ -94,7 +94,9 @@ def list_spool_dirs(root: Path) -> list[Path]:
         entries = list(os.scandir(root))
     except FileNotFoundError:
         return []
-    return sorted(Path(e.path) for e in entries if e.is_dir() and e.name != QUARANTINE_DIR and not e.name.startswith("."))
+    return sorted(
+        Path(e.path) for e in entries if e.is_dir() and e.name != QUARANTINE_DIR and not e.name.startswith(".")
+    )
 
 
 def spool_usage(root: Path) -> int:
@@ -157,6 +159,13 @@ class FileLock:
             raise
         self._fd = fd
         return True
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: close the inherited descriptor without unlocking (unlocking it
+        would unlock the parent's lock too); the child does not hold the lock."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def release(self) -> None:
         if self._fd is not None:
@@ -421,8 +430,12 @@ class SpoolWriter:
         except OSError as exc:
             if not self._rotation_failed:
                 self._rotation_failed = True
-                logger.error("otel-decisions delivery: cannot start a new spool segment in %s (%s); "
-                             "appending to the current one", self.directory, exc)
+                logger.error(
+                    "otel-decisions delivery: cannot start a new spool segment in %s (%s); "
+                    "appending to the current one",
+                    self.directory,
+                    exc,
+                )
             return
         self._rotation_failed = False
         self._retired_fds.append(old)

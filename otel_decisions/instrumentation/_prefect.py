@@ -72,7 +72,7 @@ def _warn_once(key: str, message: str) -> None:
             logger.warning(message)
 
 
-class PrefectInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class PrefectInstrumentor(BaseInstrumentor):
     """Instruments Prefect 3.9 task and flow engines. Idempotent and reversible.
 
     ``instrument(tracer_provider=...)`` sets the provider of the fallback flow/task spans (made
@@ -156,7 +156,7 @@ class PrefectInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _start_own_span(self, engine: Any, run: Any, run_type: str) -> Span | None:
         """A flow/task span like Prefect's, only when Prefect made none. Never raises."""
         try:
-            if getattr(engine, "_telemetry", None) is None or engine._telemetry.span is not None:
+            if getattr(engine, "_telemetry", None) is None or engine._telemetry.span is not None:  # noqa: SLF001 - Prefect 3.9 engine (pinned)
                 return None
             if run is None:
                 return None
@@ -224,7 +224,7 @@ class PrefectInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _sync_call_flow_fn(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         flow_run = getattr(instance, "flow_run", None)
         span = self._start_own_span(instance, flow_run, "flow")
-        if span is None:
+        if span is None or flow_run is None:
             return wrapped(*args, **kwargs)
         run_id = str(flow_run.id)
         with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
@@ -251,7 +251,7 @@ class PrefectInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     async def _async_call_flow_fn(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         flow_run = getattr(instance, "flow_run", None)
         span = self._start_own_span(instance, flow_run, "flow")
-        if span is None:
+        if span is None or flow_run is None:
             return await wrapped(*args, **kwargs)
         return await self._finish_after(span, wrapped(*args, **kwargs), str(flow_run.id))
 
@@ -261,7 +261,9 @@ class PrefectInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             span = instance.span
             attributes = getattr(span, "attributes", None) or {}
             if span is not None and attributes.get(semconv.PREFECT_RUN_TYPE) == "flow":
-                span.set_attribute(semconv.DECISION_FLOW_CAPTURED, registry.pop_flow(str(attributes.get(semconv.PREFECT_RUN_ID))))
+                span.set_attribute(
+                    semconv.DECISION_FLOW_CAPTURED, registry.pop_flow(str(attributes.get(semconv.PREFECT_RUN_ID)))
+                )
                 record_checkpoint()
         except Exception as exc:  # noqa: BLE001
             _warn_once("flow-count", f"otel-decisions: could not stamp the flow's decision count: {exc!r}")

@@ -113,8 +113,6 @@ class HashChain:
             return self.chain_id, self._seq, current, prev
 
 
-
-
 def checkpoint_material(chain_id: str, seq: int, head_hash: str) -> str:
     """The text a checkpoint's HMAC signature covers: the chain head."""
     return f"{chain_id}|{seq}|{head_hash}"

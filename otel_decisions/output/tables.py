@@ -55,8 +55,11 @@ def render_rows(columns: list[str], rows: list[tuple[Any, ...]], fmt: str, title
         writer.writerows([[cell_text(v) for v in row] for row in rows])
         return buffer.getvalue()
     if fmt == "json":
-        return json.dumps([dict(zip(columns, map(jsonable, row))) for row in rows], ensure_ascii=False, indent=2)
+        return json.dumps(
+            [dict(zip(columns, map(jsonable, row), strict=True)) for row in rows], ensure_ascii=False, indent=2
+        )
     if fmt == "markdown":
+
         def cell(value: Any) -> str:
             return cell_text(value).replace("|", "\\|").replace("\n", " ")
 

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from otel_decisions import semconv
-from otel_decisions.store.mapping import TRACES_COLUMNS
 from otel_decisions.errors import OtelDecisionsError
+from otel_decisions.store.mapping import TRACES_COLUMNS
 
 __all__ = ["ExportFormat", "SpanRecord", "read_trace", "to_otlp_json", "to_jaeger_json", "export_trace"]
 
@@ -48,7 +48,13 @@ _ATTRIBUTE_TYPES: dict[str, str] = {
 _OTLP_KIND = {"Unspecified": 0, "Internal": 1, "Server": 2, "Client": 3, "Producer": 4, "Consumer": 5}
 _OTLP_STATUS = {"Unset": 0, "Ok": 1, "Error": 2}
 # Jaeger's OTLP translator: span.kind tag values and otel.status_code values.
-_JAEGER_KIND = {"Internal": "internal", "Server": "server", "Client": "client", "Producer": "producer", "Consumer": "consumer"}
+_JAEGER_KIND = {
+    "Internal": "internal",
+    "Server": "server",
+    "Client": "client",
+    "Producer": "producer",
+    "Consumer": "consumer",
+}
 _JAEGER_STATUS = {"Ok": "OK", "Error": "ERROR"}
 
 # otel_traces' columns, with the two timestamp columns read as integer nanoseconds.

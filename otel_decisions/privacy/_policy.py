@@ -98,7 +98,7 @@ def _to_jsonable_slow(value: Any, _depth: int) -> Any:
     if isinstance(value, (set, frozenset)):
         items = [to_jsonable(v, _depth + 1) for v in value]
         try:
-            return sorted(items)  # type: ignore[type-var]
+            return sorted(items)
         except TypeError:
             return sorted(items, key=repr)
     if isinstance(value, enum.Enum):
@@ -213,7 +213,7 @@ class PrivacyPolicy:
         self.max_value_length = max_value_length
         self.max_json_length = max_json_length
         self._key_cache: dict[str, bool] = {}
-        self._key_plans: dict[str, tuple[str, bool, bool]] = {}
+        self.key_plans: dict[str, tuple[str, bool, bool]] = {}
 
     @classmethod
     def from_settings(cls, settings: DecisionSettings) -> PrivacyPolicy:
@@ -247,14 +247,14 @@ class PrivacyPolicy:
         A key can itself be an identifier (``{"jane@example.com": 3}``): it is scrubbed like text.
         Keys repeat from one decision to the next, so plans are cached.
         """
-        plan = self._key_plans.get(key)
+        plan = self.key_plans.get(key)
         if plan is None:
             stored = key
             if self.scrub_free_text and _LIKELY.search(key):
                 stored = _FREE_TEXT.sub(_replace_match, key)
             plan = (stored, stored != key, self.is_masked_key(stored))
-            if len(self._key_plans) < 10_000:
-                self._key_plans[key] = plan
+            if len(self.key_plans) < 10_000:
+                self.key_plans[key] = plan
         return plan
 
     # --- identifiers ----------------------------------------------------------------
@@ -302,7 +302,7 @@ class PrivacyRecord:
         kind = type(value)
         if kind is dict:
             out: dict[str, Any] = {}
-            plans = self._policy._key_plans
+            plans = self._policy.key_plans
             for key, item in value.items():
                 plan = plans.get(key) or self._policy.key_plan(key)
                 stored, key_scrubbed, masked = plan
@@ -320,8 +320,10 @@ class PrivacyRecord:
                     out[stored] = item
             return out
         if kind is list:
-            return [self.clean_jsonable(item, f"{path}[{i}]") if type(item) in (dict, list) else item
-                    for i, item in enumerate(value)]
+            return [
+                self.clean_jsonable(item, f"{path}[{i}]") if type(item) in (dict, list) else item
+                for i, item in enumerate(value)
+            ]
         return value
 
     def _remember(self, value: Any) -> None:
@@ -402,8 +404,9 @@ class PrivacyRecord:
     short_field = text_field
     """Scrub and truncate a short attribute (type, outcome, model, policy version): no field is exempt."""
 
-    def mask_fields(self, fields: Iterable[tuple[str, str, FieldKind, Any]], *,
-                    learn_only: tuple[str, ...] = ()) -> dict[str, Any]:
+    def mask_fields(
+        self, fields: Iterable[tuple[str, str, FieldKind, Any]], *, learn_only: tuple[str, ...] = ()
+    ) -> dict[str, Any]:
         """The one masking path of a record: every ``(attribute key, path, kind, value)`` through the
         policy, in order (inputs first, so values masked there are masked in every later field).
 

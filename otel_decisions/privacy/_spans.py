@@ -32,7 +32,7 @@ def _scrub_attribute_values(policy: PrivacyPolicy, attributes: Any) -> tuple[dic
             out[key] = scrubbed
         elif isinstance(value, tuple) and any(type(v) is str for v in value):
             scrubbed_items = tuple(_scrub_run_text(policy, v) if type(v) is str else v for v in value)
-            changed = changed or any(a is not b for a, b in zip(scrubbed_items, value))
+            changed = changed or any(a is not b for a, b in zip(scrubbed_items, value, strict=True))
             out[key] = scrubbed_items
         else:
             out[key] = value
@@ -80,7 +80,16 @@ def scrub_span(policy: PrivacyPolicy, span: Any) -> Any:
     if not changed:
         return span
     return ReadableSpan(
-        name=name, context=span.context, parent=span.parent, resource=span.resource, attributes=attributes,
-        events=events, links=span.links, kind=span.kind, status=status, start_time=span.start_time,
-        end_time=span.end_time, instrumentation_scope=span.instrumentation_scope,
+        name=name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=attributes,
+        events=events,
+        links=span.links,
+        kind=span.kind,
+        status=status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
     )

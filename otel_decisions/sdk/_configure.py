@@ -23,23 +23,19 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
-from opentelemetry.sdk.trace.sampling import (
-    Decision as SamplingDecision,
-)
-from opentelemetry.sdk.trace.sampling import (
-    Sampler,
-    SamplingResult,
-    _get_from_env_or_default,
-)
+from opentelemetry.sdk.trace.sampling import Decision as SamplingDecision
+from opentelemetry.sdk.trace.sampling import Sampler, SamplingResult
 
 from otel_decisions import _runtime, semconv
 from otel_decisions.capture import chain, record_checkpoint
 from otel_decisions.delivery import DurableSpanProcessor, build_durable_processor, is_durable_span
+from otel_decisions.errors import SettingsError
 from otel_decisions.privacy import PrivacyPolicy, scrub_span
 from otel_decisions.settings import DecisionSettings, load_settings
 from otel_decisions.store.exporter import ClickHouseSpanExporter
 
 logger = logging.getLogger("otel_decisions")
+
 
 class DecisionAwareSampler(Sampler):
     """Records decision and review spans whatever *delegate* decides; delegates everything else."""
@@ -47,12 +43,21 @@ class DecisionAwareSampler(Sampler):
     def __init__(self, delegate: Sampler) -> None:
         self.delegate = delegate
 
-    def should_sample(self, parent_context: Any, trace_id: int, name: str, kind: Any = None,
-                      attributes: Any = None, links: Any = None, trace_state: Any = None) -> SamplingResult:
+    def should_sample(
+        self,
+        parent_context: Any,
+        trace_id: int,
+        name: str,
+        kind: Any = None,
+        attributes: Any = None,
+        links: Any = None,
+        trace_state: Any = None,
+    ) -> SamplingResult:
         if semconv.is_decision_record(name):
             parent = trace.get_current_span(parent_context).get_span_context()
-            return SamplingResult(SamplingDecision.RECORD_AND_SAMPLE, attributes,
-                                  parent.trace_state if parent.is_valid else None)
+            return SamplingResult(
+                SamplingDecision.RECORD_AND_SAMPLE, attributes, parent.trace_state if parent.is_valid else None
+            )
         return self.delegate.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
 
     def get_description(self) -> str:
@@ -163,7 +168,9 @@ def build_exporters(settings: DecisionSettings) -> list[SpanExporter]:
 
 def _otlp_exporter() -> SpanExporter:
     protocol = (
-        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf"
+        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"
     ).strip()
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
@@ -173,9 +180,7 @@ def _otlp_exporter() -> SpanExporter:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
         return HttpExporter()
-    raise ValueError(
-        f"OTEL_EXPORTER_OTLP_PROTOCOL: {protocol!r} is not supported; use 'grpc' or 'http/protobuf'"
-    )
+    raise ValueError(f"OTEL_EXPORTER_OTLP_PROTOCOL: {protocol!r} is not supported; use 'grpc' or 'http/protobuf'")
 
 
 def configure(
@@ -234,19 +239,19 @@ def configure(
             provider = current
         else:
             resource = Resource.create(_resource_attributes(settings))
-            provider = TracerProvider(resource=resource, sampler=_get_from_env_or_default())
+            provider = TracerProvider(resource=resource)  # the sampler from OTEL_TRACES_SAMPLER, as the SDK reads it
             trace.set_tracer_provider(provider)
             if trace.get_tracer_provider() is not provider:  # someone else won the race
                 provider = trace.get_tracer_provider()  # type: ignore[assignment]
     if not isinstance(provider, TracerProvider):
-        raise ValueError("tracer_provider: otel-decisions needs an opentelemetry-sdk TracerProvider")
+        raise SettingsError("tracer_provider", "otel-decisions needs an opentelemetry-sdk TracerProvider")
     if settings.always_sample_decisions and not isinstance(provider.sampler, DecisionAwareSampler):
         provider.sampler = DecisionAwareSampler(provider.sampler)
 
-    exporters = [*build_exporters(settings), *span_exporters]
+    chosen = [*build_exporters(settings), *span_exporters]
     policy = PrivacyPolicy.from_settings(settings)
     processors: list[SpanProcessor] = [
-        _PrivacyFilter(processor, settings, policy) for processor in _build_processors(exporters, settings)
+        _PrivacyFilter(processor, settings, policy) for processor in _build_processors(chosen, settings)
     ]
 
     switch = _switches.get(id(provider))

@@ -13,7 +13,7 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from otel_decisions.errors import OtelDecisionsError
@@ -37,8 +37,8 @@ def _utc(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None
     if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 def _require(name: str, value: str) -> None:
@@ -60,10 +60,12 @@ def approve_model(
     _require("model name", model_name)
     _require("model version", model_version)
     _require("approved_by", approved_by)
-    start = _utc(approved_from) or datetime.now(timezone.utc)
+    start = _utc(approved_from) or datetime.now(UTC)
     until = _utc(approved_until)
     if until is not None and until <= start:
-        raise OtelDecisionsError(f"approved_until ({until.isoformat()}) must be after approved_from ({start.isoformat()})")
+        raise OtelDecisionsError(
+            f"approved_until ({until.isoformat()}) must be after approved_from ({start.isoformat()})"
+        )
     approval = Approval(model_name, model_version, start, until, approved_by, note)
     client.insert(
         "model_approvals",
@@ -89,11 +91,12 @@ def list_approvals(client: Any, model_name: str | None = None) -> list[Approval]
 
 def revoke_model(client: Any, model_name: str, model_version: str, *, at: datetime | None = None) -> int:
     """End every open approval of the version at *at* (default now); returns how many were ended."""
-    when = _utc(at) or datetime.now(timezone.utc)
+    when = _utc(at) or datetime.now(UTC)
     open_ones = [
         a
         for a in list_approvals(client, model_name)
-        if a.model_version == model_version and (a.approved_until is None or a.approved_until > when)
+        if a.model_version == model_version
+        and (a.approved_until is None or a.approved_until > when)
         and a.approved_from <= when
     ]
     if not open_ones:

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
-from otel_decisions.settings import DecisionSettings, load_settings
 from otel_decisions.errors import OtelDecisionsError, StoreError
+from otel_decisions.settings import DecisionSettings, load_settings
 from otel_decisions.store.errors import error_code, first_line, store_error
 
 __all__ = ["get_client", "redact_dsn", "database_of", "chdb_path_of"]

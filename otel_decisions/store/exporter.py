@@ -28,7 +28,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from opentelemetry import context as otel_context
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
@@ -111,22 +111,20 @@ class ClickHouseSpanExporter(SpanExporter):
             return SpanExportResult.FAILURE
         if not spans:
             return SpanExportResult.SUCCESS
-        token = otel_context.attach(otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True))
-        try:
-            with self._lock:
-                client = self._connect()
-                for start in range(0, len(spans), self._batch_size):
-                    batch = spans[start : start + self._batch_size]
-                    # Arrow: built column by column and serialised in C++ (the Python Native
-                    # serialiser costs more than the mapping itself); the stored rows are the same.
-                    client.insert_arrow(TRACES_TABLE, spans_to_arrow(batch), settings=INSERT_SETTINGS)
-                    self.exported += len(batch)
-            return SpanExportResult.SUCCESS
-        except Exception as exc:  # the contract: report, never raise
-            logger.warning("otel-decisions: ClickHouse export of %d span(s) failed: %s", len(spans), exc)
-            return SpanExportResult.FAILURE
-        finally:
-            otel_context.detach(token)
+        with suppress_instrumentation():  # the export must not trace itself (the SDK contract)
+            try:
+                with self._lock:
+                    client = self._connect()
+                    for start in range(0, len(spans), self._batch_size):
+                        batch = spans[start : start + self._batch_size]
+                        # Arrow: built column by column and serialised in C++ (the Python Native
+                        # serialiser costs more than the mapping itself); the stored rows are the same.
+                        client.insert_arrow(TRACES_TABLE, spans_to_arrow(batch), settings=INSERT_SETTINGS)
+                        self.exported += len(batch)
+                return SpanExportResult.SUCCESS
+            except Exception as exc:  # noqa: BLE001 - the exporter contract: report, never raise
+                logger.warning("otel-decisions: ClickHouse export of %d span(s) failed: %s", len(spans), exc)
+                return SpanExportResult.FAILURE
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Nothing is buffered here: every export is written before it returns."""
@@ -142,5 +140,5 @@ class ClickHouseSpanExporter(SpanExporter):
         if client is not None and self._owns_client:
             try:
                 client.close()
-            except Exception as exc:  # pragma: no cover - closing must not raise either
+            except Exception as exc:  # noqa: BLE001 - closing must not raise either
                 logger.debug("otel-decisions: closing the ClickHouse client failed: %s", exc)

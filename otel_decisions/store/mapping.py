@@ -30,10 +30,10 @@ from itertools import accumulate, chain
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import SpanKind, StatusCode
 
 from otel_decisions import semconv
+from otel_decisions._sdk_layout import plain_attributes, span_containers
 from otel_decisions.integrity import attribute_to_string
 from otel_decisions.integrity._render import _go_float
 
@@ -109,27 +109,12 @@ _SPAN_KIND = {
 _STATUS = {StatusCode.UNSET: "Unset", StatusCode.OK: "Ok", StatusCode.ERROR: "Error"}
 
 
-def _plain_items(attributes: Any) -> Any:
-    """The mapping to read *attributes* from: the dict under a BoundedAttributes when there is one.
-
-    ReadableSpan.attributes is a MappingProxy over BoundedAttributes, whose item access takes a
-    lock per key; the underlying dict has the same content in the same order.
-    """
-    inner = getattr(attributes, "_dict", None)
-    if inner.__class__ is dict:
-        return inner
-    return attributes or _EMPTY
-
-
-_EMPTY: dict[str, Any] = {}
-
-
 def attributes_to_map(attributes: Mapping[str, Any] | None) -> dict[str, str]:
     """``internal.AttributesToMap``: every value as its ``AsString()``, insertion order kept."""
     if not attributes:
         return {}
     convert = attribute_to_string
-    return {key: value if type(value) is str else convert(value) for key, value in _plain_items(attributes).items()}
+    return {key: value if type(value) is str else convert(value) for key, value in plain_attributes(attributes).items()}
 
 
 def _hex_trace_id(trace_id: int) -> str:
@@ -246,7 +231,7 @@ def _values(mapping: Any) -> Any:
     return mapping.values()
 
 
-class _ArrayTexts(dict):  # type: ignore[type-arg]
+class _ArrayTexts(dict[tuple[Any, ...], str]):
     """tuple -> ``attribute_to_string`` text; remembers string arrays (a batch repeats few of them).
 
     Only all-str tuples are stored: a key equal to one of them holds the same strings, whereas
@@ -326,29 +311,20 @@ def spans_to_arrow(spans: Sequence[ReadableSpan]) -> Any:
     error = StatusCode.ERROR
     scopes = [span.instrumentation_scope for span in spans]
 
-    # The SDK's own containers, not the public properties (which copy into tuples and proxies):
-    # the dict under BoundedAttributes, the deque under BoundedList (whose len() and iteration
-    # are Python-level calls). A finished span's containers no longer change.
-    try:
-        raw_attributes = [span._attributes for span in spans]  # type: ignore[attr-defined]
-        raw_events = [span._events for span in spans]  # type: ignore[attr-defined]
-        raw_links = [span._links for span in spans]  # type: ignore[attr-defined]
-    except AttributeError:  # some other ReadableSpan implementation
-        raw_attributes = [span.attributes for span in spans]
-        raw_events = [span.events for span in spans]
-        raw_links = [span.links for span in spans]
-    attributes = [_plain_items(a) for a in raw_attributes]
+    # The SDK's own containers, not the public properties (which copy into tuples and proxies).
+    containers = [span_containers(span) for span in spans]
+    attributes = [attributes for attributes, _events, _links in containers]
     attr_offsets, attr_keys, attr_values = _flat_maps(attributes, convert)
 
     # Events and links: most spans have none; flat per-item columns under per-span list offsets.
-    events = [e._dq if e.__class__ is BoundedList else (e or ()) for e in raw_events]
-    links = [e._dq if e.__class__ is BoundedList else (e or ()) for e in raw_links]
+    events = [events for _attributes, events, _links in containers]
+    links = [links for _attributes, _events, links in containers]
     all_events = list(chain.from_iterable(events))
     all_links = list(chain.from_iterable(links))
     event_offsets = pa.array(list(accumulate(map(len, events), initial=0)), int32)
     link_offsets = pa.array(list(accumulate(map(len, links), initial=0)), int32)
-    ev_offsets, ev_keys, ev_values = _flat_maps([_plain_items(event.attributes) for event in all_events], convert)
-    ln_offsets, ln_keys, ln_values = _flat_maps([_plain_items(link.attributes) for link in all_links], convert)
+    ev_offsets, ev_keys, ev_values = _flat_maps([plain_attributes(event.attributes) for event in all_events], convert)
+    ln_offsets, ln_keys, ln_values = _flat_maps([plain_attributes(link.attributes) for link in all_links], convert)
 
     def map_array(offsets: list[int], keys: list[str], values: list[str]) -> Any:
         return pa.MapArray.from_arrays(pa.array(offsets, int32), pa.array(keys, string), pa.array(values, string))
@@ -369,8 +345,13 @@ def spans_to_arrow(spans: Sequence[ReadableSpan]) -> Any:
         strings([scope.name if scope is not None else "" for scope in scopes]),
         strings([(scope.version or "") if scope is not None else "" for scope in scopes]),
         map_array(attr_offsets, attr_keys, attr_values),
-        pa.array([end - start if end > start else 0 for start, end in zip(starts, ends)], pa.uint64()),
-        strings([status_names.get(id(status.status_code), "Unset") if status is not None else "Unset" for status in statuses]),
+        pa.array([end - start if end > start else 0 for start, end in zip(starts, ends, strict=True)], pa.uint64()),
+        strings(
+            [
+                status_names.get(id(status.status_code), "Unset") if status is not None else "Unset"
+                for status in statuses
+            ]
+        ),
         strings(
             [
                 (status.description or "") if status is not None and status.status_code is error else ""

@@ -244,7 +244,7 @@ REVIEW_COLUMNS: tuple[Column, ...] = tuple(
 """One column per ``semconv.REVIEW_ATTRIBUTES`` key (``decided_at_ns`` for the decision time)."""
 
 # Span identity columns copied next to the typed attributes.
-_SPAN_COLUMNS = (
+SPAN_COLUMNS = (
     ("timestamp", "DateTime64(9)", "Timestamp"),
     ("trace_id", "String", "TraceId"),
     ("span_id", "String", "SpanId"),
@@ -266,14 +266,14 @@ def review_span_predicate() -> str:
     return f"{semconv.record_sql(semconv.RecordKind.REVIEW)} AND SpanAttributes['{semconv.DECISION_REVIEW_ID}'] != ''"
 
 
-def _typed_select(columns: tuple[Column, ...], source: str, predicate: str) -> str:
-    parts = [f"    {expr} AS {name}" for name, _type, expr in _SPAN_COLUMNS]
+def typed_select(columns: tuple[Column, ...], source: str, predicate: str) -> str:
+    parts = [f"    {expr} AS {name}" for name, _type, expr in SPAN_COLUMNS]
     parts += [f"    {col.extract()} AS {col.name}" for col in columns]
     return "SELECT\n" + ",\n".join(parts) + f"\nFROM {source}\nWHERE {predicate}"
 
 
 def _typed_table(name: str, columns: tuple[Column, ...], key: str, db: str, cluster: str | None) -> str:
-    lines = [f"    {col} {typ}" for col, typ, _expr in _SPAN_COLUMNS]
+    lines = [f"    {col} {typ}" for col, typ, _expr in SPAN_COLUMNS]
     lines += [f"    {col.name} {col.codec}" for col in columns]
     lines.append("    ingested_at DateTime64(3) DEFAULT now64(3)")
     lines.append("    INDEX idx_ts timestamp TYPE minmax GRANULARITY 1")
@@ -298,15 +298,21 @@ def _typed_table(name: str, columns: tuple[Column, ...], key: str, db: str, clus
 # --- migrations --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Migration:
-    """One schema step: a version, a name and the statements it runs (all idempotent)."""
+    """One schema step: a version, a name and the statements it runs (all idempotent).
+
+    ``checksum`` identifies the step's definition whatever database or cluster it is rendered
+    for (it is taken over the statements rendered for ``default`` without a cluster), so a
+    store's ``schema_migrations`` rows can be compared with this version's definitions.
+    """
 
     version: int
     name: str
     statements: tuple[str, ...]
+    checksum: str = ""
 
-    @property
-    def checksum(self) -> str:
-        return hashlib.sha256("\n;\n".join(self.statements).encode()).hexdigest()[:16]
+
+def _checksum(statements: tuple[str, ...]) -> str:
+    return hashlib.sha256("\n;\n".join(statements).encode()).hexdigest()[:16]
 
 
 def _collector_statements(db: str, cluster: str | None) -> tuple[str, ...]:
@@ -325,9 +331,9 @@ def _typed_statements(
     name: str, columns: tuple[Column, ...], key: str, predicate: str, db: str, cluster: str | None
 ) -> tuple[str, ...]:
     source = f"{_ident(db)}.{_ident(TRACES_TABLE)}"
-    select = _typed_select(columns, source, predicate)
+    select = typed_select(columns, source, predicate)
     target = f"{_ident(db)}.{_ident(name)}"
-    column_list = ", ".join([c for c, _t, _e in _SPAN_COLUMNS] + [col.name for col in columns])
+    column_list = ", ".join([c for c, _t, _e in SPAN_COLUMNS] + [col.name for col in columns])
     return (
         _typed_table(name, columns, key, db, cluster),
         f"CREATE MATERIALIZED VIEW IF NOT EXISTS {_ident(db)}.{_ident(name + '_mv')} {_cluster_string(cluster)}\n"
@@ -340,6 +346,14 @@ def _typed_statements(
 
 def migrations(database: str = "default", cluster: str | None = None) -> tuple[Migration, ...]:
     """All migrations in order, rendered for *database* (and ``ON CLUSTER`` *cluster*)."""
+    canonical = _rendered("default", None)
+    return tuple(
+        Migration(m.version, m.name, m.statements, _checksum(c.statements))
+        for m, c in zip(_rendered(database, cluster), canonical, strict=True)
+    )
+
+
+def _rendered(database: str, cluster: str | None) -> tuple[Migration, ...]:
     db, cl = database, _cluster_string(cluster)
     approvals_engine = (
         f"ReplicatedReplacingMergeTree({REPLICA_PATH}, updated_at)" if cluster else "ReplacingMergeTree(updated_at)"
@@ -404,7 +418,9 @@ def applied_versions(client: Any, database: str | None = None) -> dict[int, tupl
     )
     if not int(exists):
         return {}
-    rows = client.query(f"SELECT version, name, checksum FROM {_ident(db)}.schema_migrations ORDER BY version").result_rows
+    rows = client.query(
+        f"SELECT version, name, checksum FROM {_ident(db)}.schema_migrations ORDER BY version"
+    ).result_rows
     return {int(version): (name, checksum) for version, name, checksum in rows}
 
 
@@ -424,7 +440,9 @@ def apply_migrations(client: Any, *, database: str | None = None, cluster: str |
                         "otel-decisions: migration %d (%s) was applied to %r from a different definition than this "
                         "version's; the store's schema may differ from what queries expect. Compare with "
                         "`otel-decisions schema apply --dry-run` and migrate the data to a fresh store if they differ.",
-                        migration.version, migration.name, db,
+                        migration.version,
+                        migration.name,
+                        db,
                     )
                 continue
             for statement in migration.statements:
@@ -455,7 +473,9 @@ def traces_ttl_sql(days: int | None, database: str = "default", cluster: str | N
     if days < 0:
         raise OtelDecisionsError(f"traces TTL: days must be positive, got {days}")
     keep = semconv.record_sql()
-    return f"ALTER TABLE {target} MODIFY TTL toDateTime(Timestamp) + toIntervalDay({int(days)}) DELETE WHERE NOT ({keep})"
+    return (
+        f"ALTER TABLE {target} MODIFY TTL toDateTime(Timestamp) + toIntervalDay({int(days)}) DELETE WHERE NOT ({keep})"
+    )
 
 
 def store_info(client: Any, database: str | None = None) -> dict[str, Any]:

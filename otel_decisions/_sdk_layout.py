@@ -1,0 +1,111 @@
+"""The one place that reads opentelemetry-sdk internals, for the hot paths that copy finished spans.
+
+The spool codec and the Arrow mapper read every finished span. The SDK's public properties copy on
+each access (``ReadableSpan.attributes`` is a ``MappingProxy`` over ``BoundedAttributes``, whose
+item access takes a lock per key; ``events``/``links`` build a new tuple), which costs more than the
+rest of the copy. These helpers read the containers underneath instead. The SDK is pinned exactly
+in ``pyproject.toml`` and ``tests/test_sdk_layout.py`` holds every helper equal to the public API,
+so an SDK release that moves a field fails that test, not delivery. Any other ``ReadableSpan``
+implementation takes the public path.
+
+Example::
+
+    from otel_decisions._sdk_layout import plain_attributes, span_containers
+
+    attributes, events, links = span_containers(span)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.util import BoundedList
+
+_EMPTY: dict[str, Any] = {}
+
+
+def plain_attributes(attributes: Any) -> Mapping[str, Any]:
+    """The mapping to read *attributes* from: the dict under a ``BoundedAttributes`` when there is one
+    (same content, same order, no lock per key); otherwise the mapping itself."""
+    inner = getattr(attributes, "_dict", None)
+    if inner.__class__ is dict:
+        return inner
+    return attributes or _EMPTY
+
+
+def _items(container: Any) -> Sequence[Any]:
+    """The deque under a ``BoundedList`` (its ``len()`` and iteration are Python-level calls)."""
+    if container.__class__ is BoundedList:
+        return container._dq  # type: ignore[attr-defined]  # noqa: SLF001 - pinned SDK layout
+    return container or ()
+
+
+def span_containers(span: ReadableSpan) -> tuple[Mapping[str, Any], Sequence[Any], Sequence[Any]]:
+    """A finished span's attributes, events and links, read from the SDK's containers when present."""
+    try:
+        attributes = span._attributes  # noqa: SLF001 - pinned SDK layout (module docstring)
+        events = span._events  # noqa: SLF001
+        links = span._links  # noqa: SLF001
+    except AttributeError:  # another ReadableSpan implementation
+        return plain_attributes(span.attributes), tuple(span.events), tuple(span.links)
+    return plain_attributes(attributes), _items(events), _items(links)
+
+
+def span_fields(span: ReadableSpan) -> tuple[Any, ...]:
+    """(name, context, parent, kind, start, end, status, attributes, dropped attributes, events, dropped
+    events, links, dropped links) of a finished span, without the public properties' copies."""
+    try:
+        name = span._name  # noqa: SLF001 - pinned SDK layout (module docstring)
+        context = span._context  # noqa: SLF001
+        parent = span._parent  # noqa: SLF001
+        kind = span._kind  # noqa: SLF001
+        start, end = span._start_time, span._end_time  # noqa: SLF001
+        status = span._status  # noqa: SLF001
+        attributes, events, links = span._attributes, span._events, span._links  # noqa: SLF001
+    except AttributeError:  # another ReadableSpan implementation
+        return (
+            span.name,
+            span.context,
+            span.parent,
+            span.kind,
+            span.start_time,
+            span.end_time,
+            span.status,
+            plain_attributes(span.attributes),
+            span.dropped_attributes,
+            tuple(span.events),
+            span.dropped_events,
+            tuple(span.links),
+            span.dropped_links,
+        )
+    return (
+        name,
+        context,
+        parent,
+        kind,
+        start,
+        end,
+        status,
+        plain_attributes(attributes),
+        getattr(attributes, "dropped", 0),
+        _items(events),
+        getattr(events, "dropped", 0),
+        _items(links),
+        getattr(links, "dropped", 0),
+    )
+
+
+def frozen_attributes(values: dict[str, Any], dropped: int) -> BoundedAttributes:
+    """An immutable ``BoundedAttributes`` holding *values* as they are.
+
+    The values were validated by the SDK when first recorded: skip re-validation (the slow part of
+    ``BoundedAttributes.__init__``) and fill the mapping directly.
+    """
+    bounded = BoundedAttributes(immutable=False)
+    bounded._dict.update(values)  # noqa: SLF001 - pinned SDK layout (module docstring)
+    bounded.dropped = dropped
+    bounded._immutable = True  # noqa: SLF001
+    return bounded

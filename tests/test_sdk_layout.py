@@ -1,0 +1,74 @@
+"""The SDK internals ``otel_decisions/_sdk_layout.py`` reads equal the SDK's public API.
+
+opentelemetry-sdk is pinned exactly; an SDK release that moves one of these fields fails here.
+"""
+
+from __future__ import annotations
+
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.trace import Link, SpanContext, Status, StatusCode
+
+from otel_decisions._sdk_layout import frozen_attributes, plain_attributes, span_containers, span_fields
+from otel_decisions.delivery._codec import MAGIC, SegmentDecoder, SpanEncoder, iter_frames
+
+
+def _spans():
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(span_limits=SpanLimits(max_attributes=4, max_events=2, max_links=1))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("layout")
+    linked = SpanContext(0x1234, 0x56, is_remote=True)
+    with tracer.start_as_current_span("parent"):
+        span = tracer.start_span("child", attributes={"a": 1, "b": "x", "c": (1.5, 2.5), "d": True, "e": "dropped"},
+                                 links=[Link(linked, {"k": "v"}), Link(linked)])
+        for i in range(3):
+            span.add_event(f"event-{i}", {"i": i})
+        span.set_status(Status(StatusCode.ERROR, "failed"))
+        span.end()
+    tracer.start_span("bare").end()
+    return list(memory.get_finished_spans())
+
+
+def test_the_internals_read_equal_the_public_properties() -> None:
+    for span in _spans():
+        attributes, events, links = span_containers(span)
+        assert dict(attributes) == dict(span.attributes) and list(attributes) == list(span.attributes)
+        assert tuple(events) == span.events and tuple(links) == span.links
+        fields = span_fields(span)
+        assert fields[:7] == (span.name, span.context, span.parent, span.kind, span.start_time, span.end_time,
+                              span.status)
+        assert dict(fields[7]) == dict(span.attributes)
+        assert (fields[8], tuple(fields[9]), fields[10], tuple(fields[11]), fields[12]) == (
+            span.dropped_attributes, span.events, span.dropped_events, span.links, span.dropped_links)
+    child = next(s for s in _spans() if s.name == "child")
+    assert (child.dropped_attributes, child.dropped_events, child.dropped_links) == (1, 1, 1)  # limits exercised
+
+
+def test_frozen_attributes_are_immutable_and_equal() -> None:
+    frozen = frozen_attributes({"a": 1, "b": ("x",)}, 2)
+    assert dict(frozen) == {"a": 1, "b": ("x",)} and frozen.dropped == 2
+    assert plain_attributes(frozen) == {"a": 1, "b": ("x",)}
+    try:
+        frozen["c"] = 3
+    except TypeError:
+        pass
+    else:
+        raise AssertionError("frozen attributes accepted a write")
+
+
+def test_a_spooled_span_decodes_to_what_the_sdk_recorded() -> None:
+    spans = _spans()
+    encoder = SpanEncoder()
+    data = b"".join(encoder.encode(span) for span in spans)
+    decoded = SegmentDecoder().decode_frames(iter_frames(MAGIC + data, len(MAGIC)).records)
+    for original, copy in zip(spans, decoded, strict=True):
+        assert (copy.name, copy.context, copy.parent, copy.kind, copy.start_time, copy.end_time) == (
+            original.name, original.context, original.parent, original.kind, original.start_time, original.end_time)
+        assert dict(copy.attributes) == dict(original.attributes) and copy.dropped_attributes == original.dropped_attributes
+        assert [(e.name, dict(e.attributes), e.timestamp) for e in copy.events] == [
+            (e.name, dict(e.attributes), e.timestamp) for e in original.events]
+        assert [(link.context, dict(link.attributes)) for link in copy.links] == [
+            (link.context, dict(link.attributes)) for link in original.links]
+        assert (copy.status.status_code, copy.status.description) == (original.status.status_code, original.status.description)
