@@ -32,7 +32,14 @@ import otel_decisions  # noqa: E402
 
 
 class DiscardExporter(SpanExporter):
+    """Drops every span; keeps the attributes of the last decision span (to size the SDK's share)."""
+
+    last_decision: dict | None = None
+
     def export(self, spans):  # type: ignore[override]
+        for span in spans:
+            if span.name.startswith("decision "):
+                self.last_decision = dict(span.attributes)
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
@@ -62,7 +69,8 @@ def per_call(fn, n: int, repeats: int = 7) -> float:
 
 def main() -> int:
     data_dir = tempfile.mkdtemp(prefix="otel-decisions-bench-")
-    otel_decisions.configure(exporters=["none"], span_exporters=[DiscardExporter()], durable=False,
+    discard = DiscardExporter()
+    otel_decisions.configure(exporters=["none"], span_exporters=[discard], durable=False,
                              data_dir=data_dir, hmac_key="bench-key-0123456789abcdef")
     from opentelemetry import trace
 
@@ -88,20 +96,11 @@ def main() -> int:
             inputs=INPUTS,
         )
 
-    # The attributes one record_decision call records, as the SDK received them.
-    decision_module = sys.modules["otel_decisions.capture"]
-    seen: dict = {}
-    original = decision_module._record_span
-
-    def grab(runtime, name, attributes, *args, **kwargs):
-        context = original(runtime, name, attributes, *args, **kwargs)
-        seen.update(attributes)  # sealed: the integrity attributes are in too
-        return context
-
-    decision_module._record_span = grab
+    # The attributes one record_decision call records, as the exporter received them.
     record()
-    decision_module._record_span = original
-    recorded = dict(seen)
+    otel_decisions.force_flush()
+    recorded = dict(discard.last_decision or {})
+    assert recorded, "no decision span reached the exporter"
 
     def decision_sized_span() -> None:
         span = tracer.start_span("decision credit.approval", attributes=recorded)

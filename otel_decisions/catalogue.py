@@ -70,7 +70,7 @@ def _supported(type_name: str) -> bool:
     )
 
 
-def _parse_datetime(text: str) -> datetime:
+def parse_datetime(text: str) -> datetime:
     raw = text.strip().replace("T", " ")
     if raw.endswith("Z"):
         raw = raw[:-1] + "+00:00"
@@ -137,7 +137,7 @@ class QueryParam:
             )
             return day.isoformat()
         if t == "DateTime" or _DT64.match(t):
-            moment = value if isinstance(value, datetime) else _parse_datetime(str(value))
+            moment = value if isinstance(value, datetime) else parse_datetime(str(value))
             if moment.tzinfo is not None:
                 moment = moment.astimezone(UTC).replace(tzinfo=None)
             if t == "DateTime":
@@ -235,7 +235,7 @@ def parse_query_file(path: Path) -> CatalogQuery:
     where = f"query file {path}"
     missing = [key for key in REQUIRED_KEYS if not any(header.get(key, []))]
     if missing:
-        raise QueryError(f"{where}: header lacks {', '.join(missing)} (see otel_decisions/queries.py for the format)")
+        raise QueryError(f"{where}: header lacks {', '.join(missing)} (see otel_decisions/catalogue.py for the format)")
     unknown = sorted(set(header) - {*REQUIRED_KEYS, "param"})
     if unknown:
         raise QueryError(f"{where}: unknown header key(s) {', '.join(unknown)}")

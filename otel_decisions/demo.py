@@ -150,21 +150,23 @@ def run_demo(
     if fresh:
         # The demo's own store, spool and key, beside (never inside) the user's: a re-run replaces it.
         demo_dir = settings.data_dir / "demo"
-        settings = load_settings(data_dir=str(demo_dir), dsn=f"chdb://{(demo_dir / 'chdb').resolve()}?database=demo")
+        settings = load_settings(
+            data_dir=str(demo_dir), dsn=f"chdb://{(demo_dir / 'chdb').resolve()}?database=otel_demo"
+        )
     dsn = settings.resolved_dsn
     report_path = (report_path or Path("otel-decisions-report.html")).resolve()
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     # The temporary Prefect server logs cancelled background flushes as errors when it stops.
     os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
+    # its temporary Prefect server may take longer than Prefect's default 20 s on a busy machine
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
-    # Open the store first: a second concurrent demo on the same embedded database stops here,
-    # with a message saying which process holds it, before any flow runs.
-    client = get_client(dsn)
-    if fresh:
-        client.command("DROP DATABASE IF EXISTS demo SYNC")  # the previous demo run's data only
-        client.close()
-        client = get_client(dsn)
+    if fresh:  # the previous demo run's data only (from a session in another database: this one goes)
+        store = get_client(dsn.split("?", 1)[0], role="admin")
+        store.command("DROP DATABASE IF EXISTS otel_demo SYNC")
+        store.close()
+    client = get_client(dsn, role="admin")
     apply_migrations(client)
     stored_before = _count(client, "decisions", "decision_id")
     reviews_before = _count(client, "decision_reviews", "review_id")
@@ -315,5 +317,7 @@ def _print_next_steps(console: Any, result: DemoResult) -> None:
         f"  {cli} query run adverse_action_reasons --dsn {dsn} --format table\n"
         f"  {cli} query run override_rate_by_model --dsn {dsn} --format csv\n"
         "  Traces in Jaeger: `docker compose up` runs the full stack (UI on http://localhost:16686), or\n"
-        f"  `{cli} export-trace TRACE_ID --format otlp-json --dsn {dsn}` writes a trace Jaeger can load."
+        f"  `{cli} export-trace TRACE_ID --format otlp-json --dsn {dsn}` writes a trace Jaeger can load.",
+        soft_wrap=True,  # commands stay on one line, whatever the terminal's width, so they paste as they are
+        highlight=False,
     )

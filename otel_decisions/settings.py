@@ -69,6 +69,18 @@ DEFAULT_DENY_PATTERNS: tuple[str, ...] = (
 )
 """Key patterns (regular expressions, case-insensitive, searched in the key) masked by default."""
 
+DEFAULT_EXCLUDED_SCOPES: tuple[str, ...] = (
+    "docket",  # Prefect server's background task queue
+    "prefect.server",
+    "opentelemetry.instrumentation.fastapi",  # Prefect's API, when opentelemetry-instrument instruments FastAPI
+    "opentelemetry.instrumentation.asgi",
+    "opentelemetry.instrumentation.starlette",
+    "opentelemetry.instrumentation.sqlalchemy",  # the server's database
+    "opentelemetry.instrumentation.sqlite3",
+    "opentelemetry.instrumentation.asyncpg",
+)
+"""Instrumentation scopes of Prefect's server and its libraries, not exported by default."""
+
 DEFAULT_OUTCOME_FIELDS: tuple[str, ...] = (
     "decision",
     "outcome",
@@ -225,9 +237,28 @@ class DecisionSettings(BaseSettings):
     durable_span_names: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Extra span names (besides decision and review spans) to deliver durably."
     )
+    excluded_scopes: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_EXCLUDED_SCOPES),
+        description="Instrumentation scopes (name prefixes) whose spans are not exported: by default Prefect's own "
+        "server and its libraries (a temporary server runs inside the flow's process). Decision records are never excluded.",
+    )
     export_batch_size: int = Field(default=512, ge=1, le=1_000_000, description="Spans per export batch.")
     retry_initial_backoff_s: float = Field(default=0.2, gt=0, description="First retry delay of the shipper.")
     retry_max_backoff_s: float = Field(default=30.0, gt=0, description="Cap of the shipper's exponential backoff.")
+
+    # --- the embedded database's users (``otel-decisions serve``) -------------------------
+    embedded_admin_password: SecretStr | None = Field(
+        default=None,
+        description="Password of the embedded database's otel_admin user (unset: generated into its directory).",
+    )
+    embedded_writer_password: SecretStr | None = Field(
+        default=None,
+        description="Password of the embedded database's otel_writer user (unset: generated into its directory).",
+    )
+    embedded_reader_password: SecretStr | None = Field(
+        default=None,
+        description="Password of the embedded database's otel_reader user (unset: generated into its directory).",
+    )
 
     # --- validators ----------------------------------------------------------------
     @field_validator(
@@ -238,6 +269,7 @@ class DecisionSettings(BaseSettings):
         "privacy_extra_deny_patterns",
         "privacy_allow_patterns",
         "durable_span_names",
+        "excluded_scopes",
         mode="before",
     )
     @classmethod

@@ -28,8 +28,10 @@ def attributes_table() -> str:
               "| key | type | meaning |", "|---|---|---|"]
     for key, (kind, text) in semconv.REVIEW_ATTRIBUTES.items():
         lines.append(f"| `{key}` | {kind} | {text} |")
-    lines += ["", f"On the flow-run span: `{semconv.DECISION_FLOW_CAPTURED}` (int), the number of decisions "
-              "recorded in that flow run, for completeness checks.",
+    lines += ["", f"On run spans: `{semconv.DECISION_FLOW_CAPTURED}` (int), the decisions a process recorded for the "
+              "flow run since the last count: always on the flow-run span, and on a task-run span (with "
+              f"`{semconv.PREFECT_FLOW_RUN_ID}`) whose process recorded any; their sum is what the flow run recorded, "
+              "in however many processes (`delivery_completeness` adds them up).",
               "",
               f"Checkpoint spans (`{semconv.CHECKPOINT_SPAN_NAME}`, at every flow run's end, on `force_flush()` and at "
               f"shutdown): `{semconv.DECISION_INTEGRITY_CHAIN}`, `{semconv.DECISION_INTEGRITY_SEQ}` and "

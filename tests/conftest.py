@@ -7,10 +7,24 @@ import os
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
+# a temporary Prefect server starting on a loaded 2-core machine can take more than the default 20 s
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 from collections.abc import Iterator  # noqa: E402
 
 import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_embedded_owners(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Owners of embedded databases the tests started are stopped when the session ends."""
+    yield
+    from otel_decisions.store import embedded
+    from tests.seed import stop_session_store
+
+    stop_session_store()
+    for published in tmp_path_factory.getbasetemp().rglob(embedded.ENDPOINT_FILE):
+        embedded.stop_server(published.parent)
 
 
 @pytest.fixture(scope="session")

@@ -404,7 +404,7 @@ _SESSION_CHDB: list[str] = []
 
 
 def session_chdb_path() -> str:
-    """One chDB directory per test process (chDB allows one engine path per process)."""
+    """One embedded database directory per test process: one owner serves all its databases."""
     if not _SESSION_CHDB:
         import tempfile
 
@@ -414,4 +414,14 @@ def session_chdb_path() -> str:
 
 def fresh_chdb_dsn(prefix: str = "t") -> str:
     """A DSN for a new, empty database inside the process's chDB directory."""
-    return f"chdb://{session_chdb_path()}?database={prefix}_{uuid.uuid4().hex[:10]}"
+    return f"chdb://{session_chdb_path()}?database=otel_{prefix.replace('-', '_')}_{uuid.uuid4().hex[:10]}"
+
+
+def stop_session_store() -> None:
+    """Stop the owner of this process's embedded database directory (end of the test session)."""
+    if _SESSION_CHDB:
+        from pathlib import Path
+
+        from otel_decisions.store import embedded
+
+        embedded.stop_server(Path(_SESSION_CHDB[0]))

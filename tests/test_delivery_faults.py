@@ -144,7 +144,7 @@ def test_kill_9_mid_run_then_drain_into_chdb(tmp_path: Path) -> None:
             "import json, sys\n"
             "from otel_decisions.settings import load_settings\n"
             "from otel_decisions.store.client import get_client\n"
-            "client = get_client(load_settings().resolved_dsn)\n"
+            "client = get_client(load_settings().resolved_dsn, role='admin')\n"
             "rows = client.query('SELECT decision_id, count() FROM decisions FINAL GROUP BY decision_id').result_rows\n"
             "print(json.dumps({str(k): v for k, v in rows}))",
         ],
@@ -235,7 +235,7 @@ import json, sys
 from otel_decisions.settings import load_settings
 from otel_decisions.store.client import get_client
 from otel_decisions.catalogue import run_query
-client = get_client(load_settings().resolved_dsn)
+client = get_client(load_settings().resolved_dsn, role="admin")
 before = run_query(client, "delivery_completeness").as_dicts()
 lost = sys.argv[1:]
 client.command("ALTER TABLE decisions DELETE WHERE decision_id IN %(ids)s SETTINGS mutations_sync = 2", {"ids": lost})

@@ -24,7 +24,7 @@ class _Store:
         import importlib
 
         self.dsn = fresh_chdb_dsn(name)
-        self.client = get_client(self.dsn)
+        self.client = get_client(self.dsn, role="admin")
         apply_migrations(self.client)
         importlib.import_module("otel_decisions.capture").chain.reset()  # this database holds the whole chain
         self.memory = InMemorySpanExporter()
@@ -222,7 +222,7 @@ def test_a_refused_record_leaves_no_gap_in_the_chain(tmp_path):
     finally:
         otel_decisions.shutdown()
     dsn = fresh_chdb_dsn("integrity_refused")
-    client = get_client(dsn)
+    client = get_client(dsn, role="admin")
     apply_migrations(client)
     exporter = ClickHouseSpanExporter(dsn)
     exporter.export(memory.get_finished_spans())

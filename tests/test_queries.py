@@ -23,7 +23,7 @@ N = 400
 
 @pytest.fixture(scope="module")
 def store():
-    client = get_client(fresh_chdb_dsn("queries"))
+    client = get_client(fresh_chdb_dsn("queries"), role="admin")
     data = seed_decisions(client, n=N, seed=11, redeliver=30)
     # Approvals: 1.0 and 3.2 approved throughout, 1.1 only for the first four weeks, 2.0 / 3.3 never.
     approve_model(client, "credit-scorer", "1.0", approved_by="mrm", approved_from=SEED_START - timedelta(days=1))
@@ -455,3 +455,18 @@ def test_human_oversight_by_model(store):
         (r["model_name"], r["model_version"]): [r["decisions"], r["review_required"], r["reviewed"], r["overridden"], r["escalated"]]
         for r in rows
     } == dict(stats)
+
+
+def test_task_run_accounting(store):
+    client, data = store
+    decided = client.query("SELECT task_run_id, uniqExact(decision_id) FROM decisions FINAL WHERE task_run_id != '' "
+                           "GROUP BY task_run_id ORDER BY task_run_id LIMIT 1").result_rows[0]
+    client.insert("otel_traces", [["task-run-span", {"prefect.run.type": "task", "prefect.run.id": "instrumented-only"}]],
+                  column_names=["SpanName", "SpanAttributes"])
+    rows = {r[0]: r for r in run_query(client, "task_run_accounting",
+                                       {"task_run_ids": [decided[0], "instrumented-only", "never-seen"]}).rows}
+    assert rows[decided[0]][1] == decided[1]
+    assert rows["instrumented-only"][1:] == (0, True)
+    assert rows["never-seen"][1:] == (0, False)  # unaccounted: no trace of it in the store
+    everything = run_query(client, "task_run_accounting").rows  # no ids: every task run with a stored span
+    assert ("instrumented-only", 0, True) in everything

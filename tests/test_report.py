@@ -58,7 +58,7 @@ dsn = f"chdb://{out / 'chdb'}"
 otel_decisions.configure(exporters=["clickhouse"], dsn=dsn, data_dir=str(out / "data"), durable=False,
                          hmac_key="report-test-hmac-key-0123456789", service_name="report-test")
 otel_decisions.PrefectInstrumentor().instrument()
-client = get_client(dsn)
+client = get_client(dsn, role="admin")
 apply_migrations(client)
 import examples
 for name, version in examples.APPROVED_MODELS:
@@ -85,7 +85,7 @@ started = time.monotonic()
 write_report(client, out / "report.html", title="Evidence <report> & test", database=dsn)
 facts["report_seconds"] = time.monotonic() - started
 
-empty = get_client(dsn + "?database=empty_db")
+empty = get_client(dsn + "?database=otel_empty_db", role="admin")
 apply_migrations(empty)
 write_report(empty, out / "empty.html")
 print("FACTS " + json.dumps(facts))
@@ -267,7 +267,7 @@ def _store_hostile_decision(client) -> None:
 
 
 def test_a_hostile_value_in_the_store_is_text_in_the_report(tmp_path):
-    client = get_client(fresh_chdb_dsn("report"))
+    client = get_client(fresh_chdb_dsn("report"), role="admin")
     try:
         _store_hostile_decision(client)
         page = write_report(client, tmp_path / "hostile.html").read_text(encoding="utf-8")

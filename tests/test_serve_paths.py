@@ -1,129 +1,121 @@
-"""The server code path (``http://`` DSN) exercised against ``otel-decisions serve``.
+"""The server code path (``http://user:password@host:port/db`` DSNs) against the served embedded database.
 
-The client factory, ``schema apply`` (CLI and function), the ClickHouse span exporter and
-every catalogue query run over HTTP; the same deterministic data set written through the
-embedded path (``chdb://``, in a subprocess: one chDB engine per process) must give the
-same answer to every query.
+``otel-decisions serve`` serves the embedded database through ClickHouse's own HTTP listener,
+so a ``http://`` DSN naming one of its users reaches exactly the store a ``chdb:///DIR`` DSN
+reaches (the package itself connects through the same listener). This checks the DSN paths,
+not two engines: the client factory and ``schema apply`` (CLI and function) with a server DSN,
+the span exporter writing as ``otel_writer`` through one, and every catalogue query giving the
+same answer through ``http://`` as through ``chdb://``.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import random
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.test_serve import ServeProcess
+from tests.test_serve_collector import ServedStore, cli, serve_store
 
-REPO = Path(__file__).resolve().parent.parent
 SEED_N = 200
 SEED = 11
-VOLATILE_COLUMNS = frozenset({"ingested_at"})
-
-
-def catalogue_results(dsn: str) -> dict[str, Any]:
-    """Seed the standard data set through the exporter at *dsn*, then run every catalogue query."""
-    from otel_decisions.store.exporter import ClickHouseSpanExporter
-    from otel_decisions.catalogue import load_catalogue, run_query
-    from tests.seed import seed_decisions
-
-    exporter = ClickHouseSpanExporter(dsn)  # opens the client through the factory, applies the schema
-    random.seed(SEED)  # the SDK draws trace and span ids from `random`: same ids on both paths
-    try:
-        data = seed_decisions(exporter, n=SEED_N, seed=SEED)
-        client = exporter._connect()
-        first = data.decisions[0]
-        required = {"decision_id": first.decision_id, "subject_id": first.subject_id, "flow_run_id": first.flow_run_id}
-        out: dict[str, Any] = {"_decisions": client.command("SELECT count() FROM decisions FINAL")}
-        for name, query in sorted(load_catalogue().items()):
-            params = {p.name: required[p.name] for p in query.params if p.required}
-            result = run_query(client, query, params)
-            # when the row was written differs between two writes by design; everything else must not
-            volatile = [i for i, column in enumerate(result.columns) if column in VOLATILE_COLUMNS]
-            rows = []
-            for row in result.rows:
-                values = list(row)
-                for i in volatile:
-                    assert values[i] is not None
-                    values[i] = "<write time>"
-                rows.append(json.dumps(values, default=str))
-            out[name] = {"columns": result.columns, "rows": rows}
-        return out
-    finally:
-        exporter.shutdown()
-
-
-_EMBEDDED = """
-import json, sys
-from tests.test_serve_paths import catalogue_results
-json.dump(catalogue_results(sys.argv[1]), open(sys.argv[2], "w"))
-"""
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    proc = ServeProcess(tmp_path_factory.mktemp("served") / "chdb").start()
-    yield proc
-    assert proc.stop() == 0, "".join(proc.output)
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedStore]:
+    yield from serve_store(tmp_path_factory.mktemp("served-paths") / "chdb")
 
 
-def test_client_factory_with_http_dsn(served: ServeProcess) -> None:
+def test_client_factory_with_http_dsn(served: ServedStore) -> None:
+    from otel_decisions.errors import OtelDecisionsError
+    from otel_decisions.store.client import database_of, get_client
+
+    root = get_client(served.http_dsn("admin", "").rstrip("/"))  # no database in the DSN: `default`
+    assert root.command("SELECT 1") == 1
+    assert root.server_version
+    assert root.command("SELECT currentUser()") == "otel_admin"
+    root.command("CREATE DATABASE IF NOT EXISTS otel_factory")
+
+    admin = get_client(served.http_dsn("admin", "otel_factory"))
+    assert database_of(admin) == "otel_factory"
+    admin.command("CREATE TABLE IF NOT EXISTS t (a UInt8) ENGINE = MergeTree ORDER BY a")
+    writer = get_client(served.http_dsn("writer", "otel_factory"))
+    writer.insert("t", [[1], [2]], column_names=["a"])
+    reader = get_client(served.http_dsn("reader", "otel_factory"))
+    assert reader.command("SELECT sum(a) FROM t") == 3
+    # the same table through the embedded DSN: one store
+    assert served.client("reader", database="otel_factory").command("SELECT sum(a) FROM t") == 3
+    # the DSN's user is who the engine sees: its grants apply
+    with pytest.raises(Exception, match="ACCESS_DENIED|Not enough privileges"):
+        reader.command("CREATE TABLE u (a UInt8) ENGINE = MergeTree ORDER BY a")
+    with pytest.raises(Exception, match="ACCESS_DENIED|Not enough privileges"):
+        writer.command("SELECT count() FROM t")
+    user, password = served.user("reader")
+    wrong = served.http_dsn("reader", "otel_factory").replace(f":{password}@", ":not-the-password@")
+    with pytest.raises(OtelDecisionsError) as failure:
+        get_client(wrong).command("SELECT 1")
+    assert "not-the-password" not in str(failure.value) and password not in str(failure.value)
+
+
+def test_schema_apply_cli_with_http_dsn(served: ServedStore, tmp_path: Path) -> None:
     from otel_decisions.store.client import get_client
 
-    client = get_client(f"{served.url}/default")
-    assert client.command("SELECT 1") == 1
-    assert client.server_version
-    client.command("CREATE DATABASE IF NOT EXISTS other")
-    other = get_client(f"{served.url}/other")
-    other.command("CREATE TABLE t (a UInt8) ENGINE = MergeTree ORDER BY a")
-    assert client.command("SELECT count() FROM system.tables WHERE database = 'other' AND name = 't'") == 1
-
-
-def test_schema_apply_cli_through_serve(served: ServeProcess) -> None:
-    env = {**os.environ, "OTEL_DECISIONS_DSN": f"{served.url}/cli_db"}
-    from otel_decisions.store.client import get_client
-
-    get_client(served.url).command("CREATE DATABASE IF NOT EXISTS cli_db")
+    root = get_client(served.http_dsn("admin", "").rstrip("/"))
+    root.command("CREATE DATABASE IF NOT EXISTS otel_cli")
+    outputs = []
     for _ in range(2):  # idempotent
-        done = subprocess.run(
-            [sys.executable, "-c", "from otel_decisions.cli import main; main()", "schema", "apply"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        done = cli(tmp_path, "schema", "apply", "--dsn", served.http_dsn("admin", "otel_cli"))
         assert done.returncode == 0, done.stdout + done.stderr
-    tables = {
-        row[0]
-        for row in get_client(served.url).query("SELECT name FROM system.tables WHERE database = 'cli_db'").result_rows
-    }
+        outputs.append(done.stdout)
+    assert "up to date" in outputs[1], outputs
+    tables = {row[0] for row in served.client("admin").query("SHOW TABLES FROM otel_cli").result_rows}
     assert {"otel_traces", "otel_traces_trace_id_ts", "decisions", "decision_reviews", "schema_migrations"} <= tables
+    # a reader's DSN cannot create the schema, and says why (without its password)
+    root.command("CREATE DATABASE IF NOT EXISTS otel_cli_denied")
+    done = cli(tmp_path, "schema", "apply", "--dsn", served.http_dsn("reader", "otel_cli_denied"))
+    said = done.stdout + done.stderr
+    assert done.returncode != 0 and "privilege" in said.lower(), said
+    assert served.user("reader")[1] not in said
+    assert not root.query("SHOW TABLES FROM otel_cli_denied").result_rows
 
 
-def test_every_catalogue_query_matches_the_embedded_path(served: ServeProcess, tmp_path: Path) -> None:
-    through_serve = catalogue_results(served.url)
-    out = tmp_path / "embedded.json"
-    done = subprocess.run(
-        [sys.executable, "-c", _EMBEDDED, f"chdb://{tmp_path / 'embedded'}", str(out)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    embedded = json.loads(out.read_text())
-    assert through_serve["_decisions"] == embedded["_decisions"] == SEED_N
-    assert sorted(through_serve) == sorted(embedded)
-    assert len(through_serve) > 10
-    for name in embedded:
-        if name.startswith("_"):
-            continue
-        assert through_serve[name]["columns"] == embedded[name]["columns"], name
-        assert sorted(through_serve[name]["rows"]) == sorted(embedded[name]["rows"]), name
-    assert any(embedded[name]["rows"] for name in embedded if not name.startswith("_"))
+def _catalogue(client: Any, required: dict[str, str]) -> dict[str, Any]:
+    from otel_decisions.catalogue import load_catalogue, run_query
+
+    out: dict[str, Any] = {"_decisions": client.command("SELECT count() FROM decisions FINAL")}
+    for name, query in sorted(load_catalogue().items()):
+        params = {p.name: required[p.name] for p in query.params if p.required}
+        result = run_query(client, query, params)
+        out[name] = {
+            "columns": result.columns,
+            "rows": sorted(json.dumps(list(row), default=str) for row in result.rows),
+        }
+    return out
+
+
+def test_every_catalogue_query_same_through_http_and_chdb_dsns(served: ServedStore) -> None:
+    from otel_decisions.store.client import get_client
+    from otel_decisions.store.exporter import ClickHouseSpanExporter
+    from otel_decisions.store.schema import apply_migrations
+    from tests.seed import seed_decisions
+
+    database = "otel_catalogue"
+    get_client(served.http_dsn("admin", "").rstrip("/")).command(f"CREATE DATABASE IF NOT EXISTS {database}")
+    assert apply_migrations(get_client(served.http_dsn("admin", database)))  # the function, as the admin
+    # the exporter's server path, as the INSERT-only writer a collector would use
+    exporter = ClickHouseSpanExporter(served.http_dsn("writer", database), ensure_schema=False)
+    try:
+        data = seed_decisions(exporter, n=SEED_N, seed=SEED)
+    finally:
+        exporter.shutdown()
+    first = data.decisions[0]
+    required = {"decision_id": first.decision_id, "subject_id": first.subject_id, "flow_run_id": first.flow_run_id}
+
+    through_http = _catalogue(get_client(served.http_dsn("reader", database)), required)
+    through_chdb = _catalogue(get_client(f"{served.dsn}?database={database}", role="reader"), required)
+    assert through_http["_decisions"] == through_chdb["_decisions"] == SEED_N
+    assert through_http == through_chdb
+    assert len(through_http) > 10
+    assert sum(1 for name, value in through_http.items() if not name.startswith("_") and value["rows"]) > 5

@@ -175,7 +175,7 @@ def test_unset_status_and_root_span_render_empty_parent_and_message():
 
 def test_stored_row_reads_back_identically_from_chdb():
     span = make_span()
-    client = get_client(fresh_chdb_dsn("mapping"))
+    client = get_client(fresh_chdb_dsn("mapping"), role="admin")
     exporter = ClickHouseSpanExporter(client=client)
     assert exporter.export([span]).name == "SUCCESS"
     columns = ", ".join(
@@ -245,3 +245,26 @@ def test_arrow_batch_holds_exactly_the_rows_of_span_to_row():
             if column in ("ResourceAttributes", "SpanAttributes"):
                 assert list(got[i]) == list(want[i])  # key order kept
     assert [r[TRACES_COLUMNS.index("SpanAttributes")]["a"] for r in rows[-7:-3]] == ['["x","y"]', "[1]", "[1]", "[true]"]
+
+
+def test_a_streamed_insert_stores_the_same_rows_as_one_arrow_table():
+    """Over HTTP a large batch is sent as an ArrowStream of chunks: same rows, one INSERT."""
+    from otel_decisions.store.exporter import STREAM_CHUNK
+    from tests.seed import build_seed
+
+    spans = build_seed(int(STREAM_CHUNK * 2.5), seed=5).spans
+    assert len(spans) > STREAM_CHUNK * 2
+    streamed_client = get_client(fresh_chdb_dsn("streamed"), role="admin")
+    whole_client = get_client(fresh_chdb_dsn("whole"), role="admin")
+    streamed = ClickHouseSpanExporter(client=streamed_client, insert_rows=len(spans))
+    whole = ClickHouseSpanExporter(client=whole_client, insert_rows=STREAM_CHUNK)  # batches <= a chunk: not streamed
+    assert streamed.export(spans).name == whole.export(spans).name == "SUCCESS"
+    columns = ", ".join(f"`{c}`" for c in TRACES_COLUMNS)
+    order = "ORDER BY SpanId, Timestamp"
+    rows = [c.query(f"SELECT {columns} FROM otel_traces {order}").result_rows for c in (streamed_client, whole_client)]
+    assert len(rows[0]) == len(spans) and rows[0] == rows[1]
+    parts = streamed_client.command(
+        "SELECT count() FROM system.parts WHERE database = currentDatabase() AND table = 'otel_traces' AND active"
+    )
+    days = streamed_client.command("SELECT uniqExact(toDate(Timestamp)) FROM otel_traces")
+    assert parts == days  # one part per daily partition: the chunks were one INSERT

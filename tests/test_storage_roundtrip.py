@@ -56,7 +56,7 @@ def captured_to_clickhouse(tmp_path):
         tracer_provider=provider,
         span_exporters=[memory],
     )
-    client = get_client(dsn)
+    client = get_client(dsn, role="admin")
     yield client, memory
     # detach our exporters (closes the exporter's client); leave the provider inert
     otel_decisions.configure(exporters=["none"], durable=False, hmac_key=HMAC, data_dir=str(tmp_path), tracer_provider=provider)
@@ -150,7 +150,7 @@ RESTART_READ = """
 import sys
 sys.path.insert(0, {repo!r})
 from otel_decisions.store.client import get_client
-client = get_client({dsn!r})
+client = get_client({dsn!r}, role="admin")
 print(client.command("SELECT count() FROM decisions FINAL"), client.command("SELECT count() FROM decision_reviews FINAL"),
       client.command("SELECT count() FROM schema_migrations"))
 """
@@ -162,10 +162,13 @@ def _python(code: str, timeout: float = 120) -> str:
     return done.stdout.strip()
 
 
-def test_data_survives_a_process_restart(tmp_path):
+def test_data_survives_a_process_and_owner_restart(tmp_path):
+    from otel_decisions.store import embedded
+
     dsn = f"chdb://{tmp_path / 'store'}"
     written = _python(RESTART_WRITE.format(repo=str(REPO), dsn=dsn))
     decisions, reviews = map(int, written.split())
+    assert embedded.stop_server(tmp_path / "store")  # the owner too: the next reader starts a new one
     read = _python(RESTART_READ.format(repo=str(REPO), dsn=dsn))
     assert read.split() == [str(decisions), str(reviews), "4"]
 
@@ -194,7 +197,7 @@ def test_exporter_batches_large_exports():
     from otel_decisions.settings import DecisionSettings
     from tests.seed import build_seed
 
-    client = get_client(fresh_chdb_dsn("batches"))
+    client = get_client(fresh_chdb_dsn("batches"), role="admin")
     exporter = ClickHouseSpanExporter(client=client, settings=DecisionSettings(), insert_rows=7)
     data = build_seed(25, seed=9)
     assert exporter.export(data.spans) is SpanExportResult.SUCCESS
@@ -220,7 +223,7 @@ HOLDER = """
 import sys, time
 sys.path.insert(0, {repo!r})
 from otel_decisions.store.client import get_client
-client = get_client({dsn!r})
+client = get_client({dsn!r}, role="writer")
 client.command("SELECT 1")
 print("ready", flush=True)
 time.sleep(60)
@@ -232,7 +235,8 @@ sys.path.insert(0, {repo!r})
 from otel_decisions.store.client import get_client
 from otel_decisions.errors import OtelDecisionsError
 try:
-    get_client({dsn!r})
+    client = get_client({dsn!r}, role="reader")
+    assert client.command("SELECT count() FROM decisions") == 0
 except OtelDecisionsError as exc:
     print(exc)
 else:
@@ -240,7 +244,8 @@ else:
 """
 
 
-def test_locked_chdb_path_names_the_path_and_suggests_a_server(tmp_path):
+def test_processes_share_one_embedded_database_at_the_same_time(tmp_path):
+    """What chDB alone cannot do: a second process on the same directory is a client, not refused."""
     path = tmp_path / "shared"
     dsn = f"chdb://{path}"
     holder = subprocess.Popen(
@@ -252,9 +257,7 @@ def test_locked_chdb_path_names_the_path_and_suggests_a_server(tmp_path):
     finally:
         holder.kill()
         holder.wait(timeout=30)
-    assert str(path) in message
-    assert "locked by another process" in message and f"pid {holder.pid}" in message
-    assert "server" in message and "http(s)://" in message
+    assert message == "OPENED"
 
 
 def test_client_factory_errors_are_clear():
@@ -269,14 +272,32 @@ def test_client_factory_errors_are_clear():
     assert "secret" not in str(info.value)
 
 
-def test_second_chdb_path_in_one_process_is_refused_clearly(tmp_path):
-    client = get_client(fresh_chdb_dsn("onepath"))  # this process's engine is open
-    other = tmp_path / "other"
-    with pytest.raises(OtelDecisionsError, match="one engine per process") as info:
-        get_client(f"chdb://{other}")
-    assert str(other) in str(info.value)
-    client.command("SELECT 1")  # the open engine is unaffected
-    client.close()
+def test_one_process_uses_two_embedded_databases(tmp_path):
+    first_dsn = fresh_chdb_dsn("onepath")
+    first = get_client(first_dsn, role="writer")
+    second = get_client(f"chdb://{tmp_path / 'other'}", role="writer")
+    for client in (first, second):  # the writer may only insert; the schema was applied for it
+        client.insert("otel_traces", [["decision t"]], column_names=["SpanName"])
+    readers = [get_client(fresh_dsn, role="reader") for fresh_dsn in (first_dsn, f"chdb://{tmp_path / 'other'}")]
+    assert [r.command("SELECT count() FROM otel_traces") for r in readers] == [1, 1]
+    first.close()
+    second.close()
+
+
+def test_a_reader_never_creates_a_store(tmp_path):
+    from otel_decisions.errors import StoreNotFoundError
+
+    with pytest.raises(StoreNotFoundError, match="no decision store here") as info:
+        get_client(f"chdb://{tmp_path / 'typo'}", role="reader")
+    assert not (tmp_path / "typo").exists() and info.value.exit_code == 3
+
+
+def test_an_embedded_dsn_names_an_otel_database(tmp_path):
+    from otel_decisions.errors import SettingsError
+
+    with pytest.raises(SettingsError, match="otel_decisions_2026") as info:
+        get_client(f"chdb://{tmp_path}?database=decisions-2026", role="admin")
+    assert info.value.field == "dsn"
 
 
 def test_server_errors_are_classified_by_clickhouse_code_not_message_text():
@@ -302,7 +323,7 @@ def test_copies_inside_one_insert_are_one_decision_and_one_review():
     # INSERT must still count once in FINAL and in the catalogue queries.
     from tests.seed import build_seed
 
-    client = get_client(fresh_chdb_dsn("dupbatch"))
+    client = get_client(fresh_chdb_dsn("dupbatch"), role="admin")
     exporter = ClickHouseSpanExporter(client=client)
     data = build_seed(40, seed=5)
     spans = list(data.spans)

@@ -28,7 +28,7 @@ def _exporter_source() -> Path | None:
 
 @pytest.fixture
 def client():
-    c = get_client(fresh_chdb_dsn("schema"))
+    c = get_client(fresh_chdb_dsn("schema"), role="admin")
     yield c
     c.close()
 
@@ -168,3 +168,16 @@ def test_schema_apply_reports_failure_as_user_error(client):
 
     with pytest.raises(OtelDecisionsError, match="schema apply failed in database"):
         schema.apply_migrations(client, cluster="no_such_cluster")
+
+
+def test_role_ddl_for_a_server_and_a_cluster():
+    statements = schema.role_ddl("otel", cluster="prod")
+    assert "CREATE ROLE IF NOT EXISTS otel_writer_role ON CLUSTER `prod`" in statements
+    writer = [s for s in statements if s.endswith("TO otel_writer_role")]
+    assert writer == ["GRANT ON CLUSTER `prod` INSERT ON otel.otel_traces TO otel_writer_role"]
+    reader = [s for s in statements if s.endswith("TO otel_reader_role")]
+    assert reader == ["GRANT ON CLUSTER `prod` SELECT ON otel.* TO otel_reader_role"]
+    everything = " ".join(statements)
+    for reach in ("FILE", "URL", "S3", "REMOTE", "SOURCES", "CREATE TEMPORARY TABLE", "ALL"):
+        assert f" {reach} " not in f" {everything.upper()} ".replace(",", " "), reach
+    assert not any("ON CLUSTER" in s for s in schema.role_ddl("otel"))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import typer
 
-from otel_decisions.cli import _delivery, _demo, _integrity, _privacy, _serve, _storage, _trace
+from otel_decisions.cli import _delivery, _demo, _integrity, _privacy, _reconcile, _serve, _storage, _trace
 
 app = typer.Typer(
     name="otel-decisions",
@@ -30,6 +30,7 @@ _serve.register(app)
 _trace.register(app)
 _integrity.register(app)
 _privacy.register(app)
+_reconcile.register(app)
 
 
 def main() -> None:

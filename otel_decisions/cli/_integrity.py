@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
         key = None
         if settings.hmac_key is not None or (settings.data_dir / "hmac.key").exists():  # never create a key here
             key = resolve_hmac_key(settings)
-        report = run_verify(get_client(dsn), key=key)
+        report = run_verify(get_client(dsn, role="reader"), key=key)
         unsigned = (
             f", {report.unsigned_checkpoints} with another key's signature (unchecked)"
             if report.unsigned_checkpoints

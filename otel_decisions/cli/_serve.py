@@ -1,25 +1,32 @@
-"""``otel-decisions serve``: ClickHouse's HTTP interface over the embedded database.
+"""``otel-decisions serve``: own the embedded database in the foreground, served by ClickHouse's own
+HTTP and native TCP listeners (for a small site, a shared dev box, a collector).
+
+Without it, the first process that needs the embedded database starts an owner in the
+background; ``serve`` is the same owner, in the foreground, on the ports you choose.
 
 Example::
 
-    $ otel-decisions serve --dsn chdb:///var/lib/otel-decisions/chdb --port 8123
-    $ OTEL_DECISIONS_DSN=http://127.0.0.1:8123 otel-decisions query list   # another process
+    $ otel-decisions serve --http-port 8123 --tcp-port 9000
+    $ otel-decisions query run overrides        # any other process: a client of it
 """
 
 from __future__ import annotations
 
+import signal
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from otel_decisions.cli._common import console, handle_errors
+from otel_decisions.errors import FieldError, OtelDecisionsError, StoreError
 
 SERVE_HELP = (
-    "Serve the embedded database over ClickHouse's HTTP interface so several processes "
-    "(flows, the CLI, a collector) share one database through an http:// DSN. "
-    "For one machine: development, tests and small sites. Production and scale-out use "
-    "ClickHouse server or a cluster. Binds to loopback unless --allow-remote is given with "
-    "credentials. SIGTERM/SIGINT stop it gracefully: in-flight inserts finish, the engine closes."
+    "Own and serve the embedded database in the foreground: ClickHouse's own HTTP and native TCP "
+    "listeners on loopback, with the engine's users (otel_admin, otel_writer, otel_reader; passwords "
+    "generated into the data directory unless set by OTEL_DECISIONS_EMBEDDED_*_PASSWORD). Every other "
+    "process, a collector included, is a client of it. --allow-remote binds another address, and then "
+    "every password must be set. SIGTERM / SIGINT stop it cleanly."
 )
 
 
@@ -29,41 +36,79 @@ def serve_command(
         str | None,
         typer.Option(help="Embedded database to own, chdb:///path (default: OTEL_DECISIONS_DSN or data_dir/chdb)."),
     ] = None,
-    host: Annotated[
-        str, typer.Option(help="Address to bind; anything but loopback needs --allow-remote.")
-    ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port (ClickHouse's HTTP port is 8123; 0 picks a free one).")] = 8123,
-    user: Annotated[
-        str | None, typer.Option(envvar="OTEL_DECISIONS_SERVE_USER", help="User clients must send (basic auth).")
-    ] = None,
-    password: Annotated[
-        str | None,
-        typer.Option(
-            envvar="OTEL_DECISIONS_SERVE_PASSWORD", help="Password clients must send (basic auth).", show_default=False
-        ),
-    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on; anything but loopback needs --allow-remote.")] = (
+        "127.0.0.1"
+    ),
+    http_port: Annotated[int, typer.Option(help="ClickHouse HTTP port (0 picks a free one).")] = 8123,
+    tcp_port: Annotated[int, typer.Option(help="ClickHouse native TCP port (0 picks a free one).")] = 9000,
     allow_remote: Annotated[
-        bool, typer.Option("--allow-remote", help="Allow a non-loopback --host (requires --user/--password).")
+        bool, typer.Option("--allow-remote", help="Allow a non-loopback --host (every password must be set).")
     ] = False,
 ) -> None:
-    from otel_decisions.serve import serve
     from otel_decisions.settings import load_settings
+    from otel_decisions.store import embedded
+    from otel_decisions.store.client import SESSION_SETTINGS, chdb_database_of, chdb_path_of
+    from otel_decisions.store.schema import apply_migrations
 
-    resolved = dsn or load_settings().resolved_dsn
-    serve(
-        resolved,
-        host,
-        port,
-        user=user,
-        password=password,
-        allow_remote=allow_remote,
-        ready=lambda s: console.print(
-            f"serving ClickHouse HTTP on http://{s.host}:{s.port} over {s.path} (Ctrl-C or SIGTERM to stop)",
+    settings = load_settings()
+    resolved = dsn or settings.resolved_dsn
+    path = chdb_path_of(resolved)
+    if path is None:
+        raise FieldError("--dsn", f"{resolved!r} is not an embedded database; serve owns a chdb:///path directory")
+    if host not in ("127.0.0.1", "::1", "localhost") and not allow_remote:
+        raise FieldError(
+            "--host", f"{host} is not loopback: add --allow-remote (and set every password) to listen there"
+        )
+    passwords = {
+        role: secret.get_secret_value()
+        for role, secret in (
+            ("admin", settings.embedded_admin_password),
+            ("writer", settings.embedded_writer_password),
+            ("reader", settings.embedded_reader_password),
+        )
+        if secret is not None
+    }
+    database = chdb_database_of(resolved)
+    running = embedded.read_endpoint(Path(path))
+    if running is not None:
+        raise StoreError(
+            f"{path} is already served by process {running.pid} (http {running.http_port}, tcp {running.tcp_port}); "
+            "stop that process first, or use it: every process is a client of the running owner"
+        )
+
+    def ready(endpoint: embedded.Endpoint) -> None:
+        # the collector writes as otel_writer: the schema must exist before it connects
+        client = endpoint.client("admin", settings=SESSION_SETTINGS)  # not yet published: its own endpoint
+        try:
+            client.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+            apply_migrations(client, database=database)
+        finally:
+            client.close()
+        console.print(
+            f"serving {path}: http://{endpoint.host}:{endpoint.http_port} and tcp://{endpoint.host}:{endpoint.tcp_port} "
+            f"(users {', '.join(user for user, _ in endpoint.users.values())}; credentials in "
+            f"{Path(path) / embedded.CREDENTIALS_FILE}). Ctrl-C or SIGTERM stops it.",
             highlight=False,
-        ),
-    )
+        )
+
+    try:
+        code = embedded.run_owner(
+            Path(path), host=host, http_port=http_port, tcp_port=tcp_port, passwords=passwords or None, ready=ready
+        )
+    except embedded.ConfigError as exc:
+        raise FieldError(exc.field, exc.problem) from None
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if code == embedded.EXIT_ALREADY_OWNED:
+        raise StoreError(
+            f"{path} is owned by another process that started at the same moment; use it, or stop it first"
+        )
+    if code != 0:
+        raise OtelDecisionsError(
+            f"the embedded database at {path} stopped with status {code}; see {Path(path) / embedded.LOG_FILE}"
+        )
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``serve`` to *app*."""
+    """Add the ``serve`` command to *app*."""
     app.command("serve", help=SERVE_HELP)(serve_command)

@@ -21,8 +21,10 @@ import typer
 from rich.table import Table
 
 from otel_decisions.cli._common import console, handle_errors
-from otel_decisions.errors import OtelDecisionsError
+from otel_decisions.errors import FieldError, OtelDecisionsError
 from otel_decisions.output.tables import FORMATS, cell_text, jsonable, render_rows
+from otel_decisions.settings import load_settings
+from otel_decisions.store.client import Role, database_of
 
 DSN_HELP = "ClickHouse DSN (chdb:///path or http(s)://user:pass@host:port/db); default: settings (OTEL_DECISIONS_DSN)."
 
@@ -40,11 +42,11 @@ def register(app: typer.Typer) -> None:
     app.add_typer(models_app, name="models")
 
 
-def _client(dsn: str | None) -> Any:
+def _client(dsn: str | None, role: Role) -> Any:
     from otel_decisions.settings import load_settings
     from otel_decisions.store.client import get_client
 
-    return get_client(dsn, load_settings() if dsn is None else None)
+    return get_client(dsn, load_settings() if dsn is None else None, role=role)
 
 
 def _print(rendered: str | Table) -> None:
@@ -112,7 +114,7 @@ def query_run(
     query = get_query(name)
     values = _parse_params(param)
     query.bind(values)  # validate before opening the database
-    client = _client(dsn)
+    client = _client(dsn, "reader")
     try:
         result = run_query(client, query, values)
     finally:
@@ -133,6 +135,12 @@ def schema_apply(
         "Decision and review spans are never deleted by it.",
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the DDL instead of running it."),
+    roles: bool = typer.Option(
+        False,
+        "--roles",
+        help="Also create the writer, reader and admin roles (a ClickHouse server; the embedded "
+        "database's owner has them built in).",
+    ),
 ) -> None:
     """Apply pending migrations (idempotent)."""
     from otel_decisions.store import schema
@@ -142,21 +150,27 @@ def schema_apply(
 
         path = urlparse(dsn).path.strip("/") if dsn and not dsn.startswith("chdb") else ""
         database = path.split("/")[0] or "default"
-        for statement in schema.render_ddl(database, cluster):
+        for statement in schema.render_ddl(database, cluster) + (schema.role_ddl(database, cluster) if roles else []):
             typer.echo(statement.rstrip() + ";\n")
         if traces_ttl_days is not None:
             typer.echo(schema.traces_ttl_sql(traces_ttl_days, database, cluster) + ";")
         return
-    client = _client(dsn)
+    client = _client(dsn, "admin")
     try:
         ran = schema.apply_migrations(client, cluster=cluster)
         for migration in ran:
             console.print(f"applied migration {migration.version}: {migration.name}")
         if not ran:
             console.print("schema up to date")
+        if roles:
+            if (dsn or load_settings().resolved_dsn).startswith("chdb:"):
+                raise FieldError(
+                    "--roles", "the embedded database's roles are built into its owner; use --roles with a server DSN"
+                )
+            for statement in schema.role_ddl(database_of(client), cluster):
+                client.command(statement)
+            console.print("roles otel_writer_role, otel_reader_role, otel_admin_role created")
         if traces_ttl_days is not None:
-            from otel_decisions.store.client import database_of
-
             client.command(schema.traces_ttl_sql(traces_ttl_days, database_of(client), cluster))
             what = f"{traces_ttl_days} days (decision and review spans kept)" if traces_ttl_days else "removed"
             console.print(f"otel_traces TTL: {what}")
@@ -178,7 +192,7 @@ def db_info(
 
     _check_format(fmt)
     resolved = dsn or load_settings().resolved_dsn
-    client = _client(resolved)
+    client = _client(resolved, "reader")
     try:
         info = {"dsn": redact_dsn(resolved), **store_info(client)}
     finally:
@@ -193,10 +207,10 @@ def db_info(
 def _when(text: str | None, option: str) -> datetime | None:
     if text is None:
         return None
-    from otel_decisions.catalogue import _parse_datetime
+    from otel_decisions.catalogue import parse_datetime
 
     try:
-        return _parse_datetime(text)
+        return parse_datetime(text)
     except ValueError:
         raise OtelDecisionsError(
             f"{option} {text!r}: use an ISO date or time, e.g. 2026-01-31 or 2026-01-31T12:00:00Z"
@@ -218,7 +232,7 @@ def models_approve(
     from otel_decisions.store.approvals import approve_model
     from otel_decisions.store.schema import apply_migrations
 
-    client = _client(dsn)
+    client = _client(dsn, "admin")
     try:
         apply_migrations(client)
         approval = approve_model(
@@ -247,7 +261,7 @@ def models_revoke(
     """End the open approval(s) of a model version."""
     from otel_decisions.store.approvals import revoke_model
 
-    client = _client(dsn)
+    client = _client(dsn, "admin")
     try:
         count = revoke_model(client, model_name, model_version, at=_when(at, "--at"))
     finally:
@@ -264,13 +278,16 @@ def models_list(
 ) -> None:
     """List approvals."""
     from otel_decisions.store.approvals import list_approvals
-    from otel_decisions.store.schema import apply_migrations
+    from otel_decisions.store.errors import store_error
 
     _check_format(fmt)
-    client = _client(dsn)
+    client = _client(dsn, "reader")
     try:
-        apply_migrations(client)
         approvals = list_approvals(client, model_name)
+    except OtelDecisionsError:
+        raise
+    except Exception as exc:
+        raise store_error(exc, "models list") from exc
     finally:
         client.close()
     columns = ["model_name", "model_version", "approved_from", "approved_until", "approved_by", "note"]

@@ -25,18 +25,28 @@ from __future__ import annotations
 
 import inspect
 import logging
+import sys
 from collections.abc import Collection
+from types import ModuleType
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
-from wrapt import wrap_function_wrapper
+from wrapt import register_post_import_hook, wrap_function_wrapper
 
 from otel_decisions import _runtime, semconv
 from otel_decisions._version import __version__
-from otel_decisions.capture import Decision, as_mapping, decision_from_value, emit, record_checkpoint, registry
+from otel_decisions.capture import (
+    Decision,
+    as_mapping,
+    decision_from_value,
+    emit,
+    prefect_identity,
+    record_checkpoint,
+    registry,
+)
 from otel_decisions.errors import DecisionValidationError
 from otel_decisions.settings import DEFAULT_CONFIDENCE_FIELDS
 
@@ -57,7 +67,9 @@ _PATCHES: tuple[tuple[str, str, str], ...] = (
     (_FLOW_ENGINE, "AsyncFlowRunEngine", "call_flow_fn"),
     (_TELEMETRY, "RunTelemetry", "end_span_on_success"),
     (_TELEMETRY, "RunTelemetry", "end_span_on_failure"),
+    (_TELEMETRY, "RunTelemetry", "_start_span"),
 )
+_TRACEPARENT_LABEL = "__OTEL_TRACEPARENT"  # prefect.telemetry.run_telemetry.LABELS_TRACEPARENT_KEY
 
 
 _fallback_warned: set[str] = set()
@@ -84,24 +96,46 @@ class PrefectInstrumentor(BaseInstrumentor):
 
     def _instrument(self, **kwargs: Any) -> None:
         self._tracer = trace.get_tracer(semconv.INSTRUMENTATION_SCOPE, __version__, kwargs.get("tracer_provider"))
+        self._active = True
+        self._patched: set[str] = set()
+        # Patch an engine module when it is imported, never by importing it: a worker's flow run is
+        # `python -m prefect.engine`, and importing prefect.flow_engine (which imports prefect.engine)
+        # from a plugin or sitecustomize would make runpy warn that the module is already loaded.
+        for module in dict.fromkeys(name for name, _cls, _method in _PATCHES):
+            loaded = sys.modules.get(module)
+            if loaded is not None:
+                self._patch(loaded)
+            else:
+                register_post_import_hook(self._patch, module)
+
+    def _patch(self, module: ModuleType) -> None:
+        """Wrap the engine methods of *module* (called at once, or when Prefect imports it)."""
+        if not getattr(self, "_active", False) or module.__name__ in self._patched:
+            return
         wrappers = {
             "handle_success": (self._sync_handle_success, self._async_handle_success),
             "call_task_fn": (self._sync_call_task_fn, self._async_call_task_fn),
             "call_flow_fn": (self._sync_call_flow_fn, self._async_call_flow_fn),
         }
-        for module, cls, method in _PATCHES:
+        for name, cls, method in _PATCHES:
+            if name != module.__name__:
+                continue
             if method in wrappers:
                 sync_wrapper, async_wrapper = wrappers[method]
                 wrapper = async_wrapper if cls.startswith("Async") else sync_wrapper
+            elif method == "_start_span":
+                wrapper = self._start_run_span
             else:
                 wrapper = self._end_run_span
             wrap_function_wrapper(module, f"{cls}.{method}", wrapper)
+        self._patched.add(module.__name__)
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        import importlib
-
-        for module, cls, method in _PATCHES:
-            unwrap(getattr(importlib.import_module(module), cls), method)
+        self._active = False  # a hook still pending for a module not imported yet does nothing
+        for name, cls, method in _PATCHES:
+            if name in self._patched:
+                unwrap(getattr(sys.modules[name], cls), method)
+        self._patched = set()
 
     # --- auto-capture -------------------------------------------------------------------
     def _capture(self, engine: Any, result: Any) -> None:
@@ -255,16 +289,50 @@ class PrefectInstrumentor(BaseInstrumentor):
             return await wrapped(*args, **kwargs)
         return await self._finish_after(span, wrapped(*args, **kwargs), str(flow_run.id))
 
-    # --- completeness on Prefect's own flow span ------------------------------------------
+    # --- Prefect's own run spans: parentage across processes, completeness counts --------
+    def _start_run_span(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        """A task run in a process-pool or Dask worker: Prefect's parent lookup finds the task run
+        itself there, and its span would start a new trace. Give it the flow run's traceparent (from
+        the flow run's labels, which travel with the run context), so the task span and its decisions
+        stay in the flow run's trace. Never raises."""
+        try:
+            run = args[0] if args else kwargs.get("run")
+            labels = getattr(run, "labels", None)
+            if run is not None and labels is not None and _TRACEPARENT_LABEL not in labels and hasattr(run, "task_key"):
+                from prefect.context import FlowRunContext
+
+                parent = instance._parent_run()  # noqa: SLF001 - Prefect 3.9 RunTelemetry (pinned)
+                parent_labels = getattr(parent, "labels", None) or {}
+                if parent is None or getattr(parent, "id", None) == run.id or _TRACEPARENT_LABEL not in parent_labels:
+                    flow_context = FlowRunContext.get()
+                    flow_run = getattr(flow_context, "flow_run", None)
+                    traceparent = (getattr(flow_run, "labels", None) or {}).get(_TRACEPARENT_LABEL)
+                    if traceparent and str(getattr(flow_run, "id", "")) == str(run.flow_run_id):
+                        labels[_TRACEPARENT_LABEL] = traceparent  # Prefect replaces it with the task's own
+        except Exception as exc:  # noqa: BLE001
+            _warn_once("run-parent", f"otel-decisions: could not restore a task run's trace parent: {exc!r}")
+        return wrapped(*args, **kwargs)
+
     def _end_run_span(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        """Stamp ``decision.flow.captured`` on the run span: the decisions this process recorded for
+        the flow run since the last stamp. A flow span always carries it; a task span when its process
+        recorded any (in a process-pool or Dask worker, the flow's process never sees them). The
+        counts of a flow run's spans add up to what it recorded, in however many processes."""
         try:
             span = instance.span
             attributes = getattr(span, "attributes", None) or {}
-            if span is not None and attributes.get(semconv.PREFECT_RUN_TYPE) == "flow":
+            run_type = attributes.get(semconv.PREFECT_RUN_TYPE)
+            if span is not None and run_type == "flow":
                 span.set_attribute(
                     semconv.DECISION_FLOW_CAPTURED, registry.pop_flow(str(attributes.get(semconv.PREFECT_RUN_ID)))
                 )
                 record_checkpoint()
+            elif span is not None and run_type == "task":
+                flow_run_id = prefect_identity().get(semconv.PREFECT_FLOW_RUN_ID)
+                captured = registry.pop_flow(flow_run_id) if flow_run_id else 0
+                if captured:
+                    span.set_attribute(semconv.PREFECT_FLOW_RUN_ID, flow_run_id)
+                    span.set_attribute(semconv.DECISION_FLOW_CAPTURED, captured)
         except Exception as exc:  # noqa: BLE001
             _warn_once("flow-count", f"otel-decisions: could not stamp the flow's decision count: {exc!r}")
         return wrapped(*args, **kwargs)

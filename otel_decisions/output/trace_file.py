@@ -332,7 +332,7 @@ def export_trace(
     if client is None:
         from otel_decisions.store.client import get_client
 
-        client = get_client(dsn)
+        client = get_client(dsn, role="reader")
     spans = read_trace(client, tid)
     if not spans:
         from otel_decisions.store.client import redact_dsn

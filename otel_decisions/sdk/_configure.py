@@ -28,7 +28,7 @@ from opentelemetry.sdk.trace.sampling import Sampler, SamplingResult
 
 from otel_decisions import _runtime, semconv
 from otel_decisions.capture import chain, record_checkpoint
-from otel_decisions.delivery import DurableSpanProcessor, build_durable_processor, is_durable_span
+from otel_decisions.delivery import build_durable_processor, is_durable_span
 from otel_decisions.errors import SettingsError
 from otel_decisions.privacy import PrivacyPolicy, scrub_span
 from otel_decisions.settings import DecisionSettings, load_settings
@@ -87,7 +87,8 @@ class _NonDurableFilter(SpanProcessor):
 
 
 class _PrivacyFilter(SpanProcessor):
-    """Gives *inner* a scrubbed copy of every span that is not a decision record.
+    """Gives *inner* a scrubbed copy of every span that is not a decision record, except spans of the
+    excluded instrumentation scopes (Prefect's own server), which it drops.
 
     Prefect's run spans carry exception messages, stack traces, state messages and run names
     templated from parameters; none of that passed the privacy pipeline. Decision, review and
@@ -100,6 +101,7 @@ class _PrivacyFilter(SpanProcessor):
         self._settings = settings
         self._policy = policy
         self._warned = False
+        self._excluded = tuple(settings.excluded_scopes)
 
     def on_start(self, span: Span, parent_context: Any = None) -> None:
         self._inner.on_start(span, parent_context=parent_context)
@@ -109,6 +111,9 @@ class _PrivacyFilter(SpanProcessor):
         if semconv.is_decision_record(name):
             self._inner.on_end(span)  # decision records: errors (e.g. the spool quota) reach the recording call
             return
+        scope = span.instrumentation_scope
+        if scope is not None and self._excluded and scope.name.startswith(self._excluded):
+            return  # e.g. the spans of Prefect's temporary server in this process (settings.excluded_scopes)
         try:
             self._inner.on_end(scrub_span(self._policy, span))
         except Exception as exc:  # noqa: BLE001 - a run span must never fail the task or flow it describes
@@ -215,9 +220,13 @@ def configure(
     quota_policy: Literal["block", "fail"] | None = None,
     quota_block_timeout_s: float | None = None,
     durable_span_names: Sequence[str] | None = None,
+    excluded_scopes: Sequence[str] | None = None,
     export_batch_size: int | None = None,
     retry_initial_backoff_s: float | None = None,
     retry_max_backoff_s: float | None = None,
+    embedded_admin_password: str | None = None,
+    embedded_writer_password: str | None = None,
+    embedded_reader_password: str | None = None,
     tracer_provider: TracerProvider | None = None,
     span_exporters: Sequence[SpanExporter] = (),
 ) -> DecisionSettings:
@@ -293,10 +302,6 @@ class _Borrowed(SpanExporter):
         """Not ours to close: the durable processor shuts the exporter down after its last delivery."""
 
 
-def _every_span(span: ReadableSpan, settings: DecisionSettings) -> bool:
-    return True
-
-
 def _build_processors(exporters: list[SpanExporter], settings: DecisionSettings) -> list[SpanProcessor]:
     """Span processors for *exporters*. Shutdown runs in list order, so the batch processors
     (which only borrow the exporters) flush before the durable one closes them."""
@@ -304,11 +309,6 @@ def _build_processors(exporters: list[SpanExporter], settings: DecisionSettings)
         return []
     if not settings.durable:
         return [BatchSpanProcessor(exporter) for exporter in exporters]
-    embedded = "clickhouse" in settings.exporters and settings.resolved_dsn.lower().startswith("chdb:")
-    if embedded:
-        # chDB may be opened only by the one process that drains the spool (one engine per path,
-        # no fork after open): every span, not only decisions, goes through the spool.
-        return [DurableSpanProcessor(exporters, settings, select=_every_span)]
     batch: list[SpanProcessor] = [
         _NonDurableFilter(BatchSpanProcessor(_Borrowed(exporter)), settings) for exporter in exporters
     ]

@@ -1,18 +1,23 @@
 """One client factory for both storage back ends, from one DSN.
 
-``chdb:///path/to/dir`` (optionally ``?database=name``) opens the embedded chDB engine in this process (the default,
-``settings.resolved_dsn``: a per-user data directory); ``http(s)://user:password@host:port/db``
-talks to a ClickHouse server. Both go through clickhouse-connect, so every caller sees
-the same ``Client`` API. Failures become :class:`OtelDecisionsError` messages that name
-the DSN and the fix (a locked chDB path, an unreachable server, bad credentials, a bad DSN).
+``chdb:///path/to/dir`` (optionally ``?database=otel_name``) is the embedded database in that
+directory: ClickHouse's engine (chDB) served by its own HTTP and native TCP listeners on loopback
+from one owner process (:mod:`otel_decisions.store.embedded`, started on first use); every
+process, this one included, is an HTTP client of it, logged in with the role it asks for.
+``http(s)://user:password@host:port/db`` talks to a ClickHouse server as the DSN's user. Both
+give the same clickhouse-connect ``Client``. Failures become :class:`StoreError` messages that
+name the DSN and the fix.
 
-Every session runs with ``session_timezone='UTC'`` so date-time parameters and results
-mean the same thing on a laptop and on a server.
+Roles (embedded database; a server's DSN carries its own user): ``reader`` (SELECT), ``writer``
+(INSERT; the exporter), ``admin`` (schema, approvals, lifecycle). A reader never creates a store:
+a path with no embedded database is :class:`StoreNotFoundError`. Every session runs with
+``session_timezone='UTC'`` so date-time parameters and results mean the same thing everywhere.
 
 Example::
 
     from otel_decisions.store.client import get_client
-    client = get_client("chdb:///tmp/decisions")
+
+    client = get_client("chdb:///tmp/decisions", role="reader")
     client.query("SELECT count() FROM decisions FINAL").result_rows
 """
 
@@ -20,15 +25,20 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlparse
 
-from otel_decisions.errors import OtelDecisionsError, StoreError
+from otel_decisions.errors import OtelDecisionsError, SettingsError, StoreError, StoreNotFoundError
 from otel_decisions.settings import DecisionSettings, load_settings
+from otel_decisions.store import embedded
 from otel_decisions.store.errors import error_code, first_line, store_error
+from otel_decisions.store.schema import apply_migrations
 
-__all__ = ["get_client", "redact_dsn", "database_of", "chdb_path_of"]
+__all__ = ["chdb_database_of", "chdb_path_of", "database_of", "embedded_endpoint", "get_client", "redact_dsn"]
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 SESSION_SETTINGS: dict[str, Any] = {
     "session_timezone": "UTC",
@@ -51,14 +61,17 @@ def redact_dsn(dsn: str) -> str:
 
 
 def chdb_path_of(dsn: str) -> str | None:
-    """The filesystem path of a ``chdb:///path`` DSN (``None`` for in-memory chDB or a server)."""
+    """The directory of a ``chdb:///path`` DSN (``None`` for a server DSN)."""
     parsed = urlparse(dsn)
     if parsed.scheme != "chdb":
         return None
     location = parsed.netloc or parsed.path
-    if parsed.netloc:
-        return None if parsed.netloc in ("memory", ":memory:") else parsed.netloc
-    return os.path.realpath(location) if location not in ("", "memory", ":memory:") else None
+    return os.path.realpath(os.path.expanduser(location)) if location else None
+
+
+def chdb_database_of(dsn: str) -> str:
+    """The database a ``chdb://`` DSN names (``?database=``), default ``otel``."""
+    return parse_qs(urlparse(dsn).query).get("database", [embedded.DEFAULT_DATABASE])[0]
 
 
 def database_of(client: Any) -> str:
@@ -71,9 +84,19 @@ def _validate(dsn: str) -> None:
     scheme = parsed.scheme.lower()
     if scheme == "chdb":
         if not (parsed.path or parsed.netloc):
-            raise OtelDecisionsError(
-                f"dsn {dsn!r}: a chdb DSN needs a directory, e.g. chdb:///var/lib/otel-decisions/chdb "
-                "(or chdb://memory for a throw-away in-memory database)"
+            raise SettingsError(
+                "dsn", f"{dsn!r}: a chdb DSN needs a directory, e.g. chdb:///var/lib/otel-decisions/chdb"
+            )
+        if parsed.netloc and parsed.netloc not in ("", "localhost"):
+            raise SettingsError(
+                "dsn", f"{dsn!r}: write the directory after three slashes, e.g. chdb:///{parsed.netloc}{parsed.path}"
+            )
+        database = chdb_database_of(dsn)
+        if not (database.startswith(embedded.DATABASE_PATTERN.rstrip("*")) and _IDENT.match(database)):
+            raise SettingsError(
+                "dsn",
+                f"{dsn!r}: the embedded database serves databases named otel or otel_<name> (letters, digits, _); "
+                f"got {database!r}: use ?database=otel_{re.sub(r'[^A-Za-z0-9_]', '_', database)}",
             )
         return
     if scheme in ("http", "https"):
@@ -93,47 +116,6 @@ def _validate(dsn: str) -> None:
     )
 
 
-def _lock_holder(path: str) -> int | None:
-    """PID of another live process holding the chDB engine at *path*, if any."""
-    status = Path(path) / "status"
-    try:
-        text = status.read_text()
-    except OSError:
-        return None
-    match = re.search(r"PID:\s*(\d+)", text)
-    if not match:
-        return None
-    pid = int(match.group(1))
-    if pid == os.getpid():
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        return pid
-    return pid
-
-
-def _chdb_error(dsn: str, exc: Exception) -> OtelDecisionsError:
-    path = chdb_path_of(dsn) or dsn
-    holder = _lock_holder(path) if chdb_path_of(dsn) else None
-    text = str(exc)
-    if holder is not None:
-        return OtelDecisionsError(
-            f"the embedded chDB database at {path} is locked by another process (pid {holder}). chDB allows one "
-            "process per data directory: stop that process, point this one at another directory "
-            "(--dsn chdb:///other/path or OTEL_DECISIONS_DSN), or run a ClickHouse server and use an "
-            "http(s):// DSN so several processes can share the data."
-        )
-    if "different path" in text or "another path" in text or "already" in text.lower():
-        return OtelDecisionsError(
-            f"cannot open chDB at {path}: this process already has chDB open at another path and chDB allows one "
-            f"engine per process ({text}). Use the same DSN everywhere in the process."
-        )
-    return OtelDecisionsError(f"cannot open the embedded chDB database at {path}: {text}")
-
-
 def _server_error(dsn: str, exc: Exception) -> OtelDecisionsError:
     safe = redact_dsn(dsn)
     code = error_code(exc)
@@ -145,10 +127,18 @@ def _server_error(dsn: str, exc: Exception) -> OtelDecisionsError:
     )
 
 
-def get_client(dsn: str | None = None, settings: DecisionSettings | None = None) -> Any:
-    """A clickhouse-connect client for *dsn* (default ``settings.resolved_dsn``).
+Role = Literal["reader", "writer", "admin"]
+_prepared: set[tuple[str, str]] = set()
+_prepared_lock = threading.Lock()
 
-    Raises :class:`OtelDecisionsError` with the cause and the fix when it cannot connect.
+
+def get_client(dsn: str | None = None, settings: DecisionSettings | None = None, *, role: Role = "reader") -> Any:
+    """A clickhouse-connect client for *dsn* (default ``settings.resolved_dsn``) with *role*'s rights.
+
+    On the embedded database a ``writer`` or ``admin`` starts the owner if none runs and creates
+    the DSN's database; a ``writer`` also has the schema applied (as admin, once per process), so
+    what it inserts into exists. A ``reader`` needs an existing store. Raises
+    :class:`StoreError` (or :class:`StoreNotFoundError`) with the cause and the fix.
     """
     import clickhouse_connect
 
@@ -157,21 +147,7 @@ def get_client(dsn: str | None = None, settings: DecisionSettings | None = None)
     dsn = dsn.strip()
     _validate(dsn)
     if dsn.lower().startswith("chdb:"):
-        path = chdb_path_of(dsn)
-        if path is not None:
-            Path(path).mkdir(parents=True, exist_ok=True)
-        database = parse_qs(urlparse(dsn).query).get("database", [""])[0]
-        try:
-            if database and database != "default":
-                # chDB has no server to create it for us: make sure the database exists first.
-                bootstrap = clickhouse_connect.get_client(dsn=dsn.split("?", 1)[0], settings=SESSION_SETTINGS)
-                try:
-                    bootstrap.command(f"CREATE DATABASE IF NOT EXISTS `{database.replace('`', '``')}`")
-                finally:
-                    bootstrap.close()
-            return clickhouse_connect.get_client(dsn=dsn, settings=SESSION_SETTINGS)
-        except Exception as exc:  # chdb raises ProgrammingError/RuntimeError variants
-            raise _chdb_error(dsn, exc) from exc
+        return _embedded_client(dsn, role)
     parsed = urlparse(dsn)
     kwargs: dict[str, Any] = {
         "host": parsed.hostname,
@@ -189,3 +165,47 @@ def get_client(dsn: str | None = None, settings: DecisionSettings | None = None)
         return clickhouse_connect.get_client(**kwargs)
     except Exception as exc:
         raise _server_error(dsn, exc) from exc
+
+
+def embedded_endpoint(dsn: str, *, start: bool = True) -> embedded.Endpoint:
+    """The running owner of a ``chdb://`` DSN's directory (started if *start* and none runs)."""
+    path = Path(chdb_path_of(dsn) or "")
+    if not start and not (path / "db").is_dir():
+        raise StoreNotFoundError(
+            f"no decision store here: {path} holds no embedded database. Point --dsn / OTEL_DECISIONS_DSN at "
+            "the directory your flows record into (default: data_dir/chdb), or create one with "
+            "`otel-decisions schema apply --dsn chdb://...`"
+        )
+    try:
+        return embedded.ensure_server(path)
+    except embedded.ConfigError as exc:
+        raise SettingsError("dsn", f"{exc.field}: {exc}") from None
+    except (embedded.ServerStartError, OSError) as exc:
+        raise StoreError(
+            f"the embedded database at {path} could not be served: {exc}. Another program may hold its files; "
+            f"see {path / embedded.LOG_FILE}, or run `otel-decisions serve --dsn chdb://{path}` in the foreground to see why"
+        ) from exc
+
+
+def _embedded_client(dsn: str, role: Role) -> Any:
+    database = chdb_database_of(dsn)
+    endpoint = embedded_endpoint(dsn, start=role != "reader")
+    key = (str(chdb_path_of(dsn)), database)
+    try:
+        if role != "reader" and key not in _prepared:
+            with _prepared_lock:
+                if key not in _prepared:
+                    admin = endpoint.client("admin", settings=SESSION_SETTINGS)
+                    try:
+                        admin.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+                        if role == "writer":  # what it writes into must exist; admins run `schema apply`
+                            apply_migrations(admin, database=database)
+                    finally:
+                        admin.close()
+                    if role == "writer":
+                        _prepared.add(key)
+        return endpoint.client(role, database=database, settings=SESSION_SETTINGS, connect_timeout=10)
+    except OtelDecisionsError:
+        raise
+    except Exception as exc:
+        raise store_error(exc, f"the embedded database {redact_dsn(dsn)}") from exc

@@ -1,15 +1,16 @@
 """``ClickHouseSpanExporter``: finished spans → ``otel_traces`` rows in chDB or a ClickHouse server.
 
 Rows are exactly those the collector's clickhouse exporter writes (see
-:mod:`otel_decisions.clickhouse.mapping`), so the ``decisions`` view and every query work the
+:mod:`otel_decisions.store.mapping`), so the ``decisions`` view and every query work the
 same whether spans arrive directly or through a collector. Each batch of up to ``insert_rows``
-spans is built as one Arrow table (:func:`~otel_decisions.clickhouse.mapping.spans_to_arrow`)
+spans is built as one Arrow table (:func:`~otel_decisions.store.mapping.spans_to_arrow`)
 and written with one ``insert_arrow`` (Arrow IPC: chDB and a server both read it natively).
 
 Honours the SDK exporter contract: ``export`` returns a result and never raises, runs with
 instrumentation suppressed, and ``shutdown`` is idempotent. The client is opened lazily on the
-first export (never at construction: processes may fork after ``configure()``, and chDB must
-not be open across a fork); the schema is applied on first open unless ``ensure_schema=False``.
+first export (never at construction: processes may fork after ``configure()``); on the embedded
+database it logs in as the writer role, and the schema is applied on first open unless
+``ensure_schema=False``.
 
 Example::
 
@@ -23,18 +24,22 @@ Example::
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from typing import Any
 
+import pyarrow as pa
+from clickhouse_connect.driver.httpclient import HttpClient
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from otel_decisions.settings import DecisionSettings
+from otel_decisions.settings import DecisionSettings, load_settings
+from otel_decisions.store.client import get_client
 from otel_decisions.store.mapping import spans_to_arrow
-from otel_decisions.store.schema import TRACES_TABLE
+from otel_decisions.store.schema import TRACES_TABLE, apply_migrations
 
 __all__ = ["ClickHouseSpanExporter"]
 
@@ -49,6 +54,31 @@ INSERT_SETTINGS: dict[str, Any] = {
     "optimize_on_insert": 0,
 }
 """Settings of the exporter's INSERTs (also used by ``benchmarks/storage.py``'s insert-only baseline)."""
+
+
+STREAM_CHUNK = 2_500
+"""Spans per Arrow record batch of a streamed insert."""
+
+
+def _arrow_stream(batch: Sequence[ReadableSpan]) -> Generator[bytes, None, None]:
+    """The Arrow IPC stream of *batch*, yielded chunk by chunk as each is mapped."""
+    sink = io.BytesIO()
+    writer = None
+    schema = None
+    for start in range(0, len(batch), STREAM_CHUNK):
+        table = spans_to_arrow(batch[start : start + STREAM_CHUNK])
+        if writer is None:
+            schema = table.schema
+            writer = pa.ipc.new_stream(sink, schema)
+        else:
+            table = table.cast(schema)  # a chunk whose column types were inferred differently
+        writer.write_table(table)
+        yield sink.getvalue()
+        sink.seek(0)
+        sink.truncate()
+    if writer is not None:
+        writer.close()
+        yield sink.getvalue()
 
 
 class ClickHouseSpanExporter(SpanExporter):
@@ -89,17 +119,17 @@ class ClickHouseSpanExporter(SpanExporter):
     @property
     def dsn(self) -> str:
         if self._dsn is None:
-            self._dsn = (self._settings or DecisionSettings()).resolved_dsn
+            self._dsn = (self._settings or load_settings()).resolved_dsn
         return self._dsn
 
     def _connect(self) -> Any:
         if self._client is None:
-            from otel_decisions.store.client import get_client
-
-            self._client = get_client(self.dsn, self._settings)
+            # the embedded database: the writer role (INSERT only); get_client applies the schema
+            # as admin first. A server: the DSN's user, which applies the schema itself below.
+            self._client = get_client(self.dsn, self._settings, role="writer")
+            if self.dsn.lower().startswith("chdb:"):
+                self._schema_ready = True
         if self._ensure_schema and not self._schema_ready:
-            from otel_decisions.store.schema import apply_migrations
-
             apply_migrations(self._client)
         self._schema_ready = True
         return self._client
@@ -117,14 +147,25 @@ class ClickHouseSpanExporter(SpanExporter):
                     client = self._connect()
                     for start in range(0, len(spans), self._batch_size):
                         batch = spans[start : start + self._batch_size]
-                        # Arrow: built column by column and serialised in C++ (the Python Native
-                        # serialiser costs more than the mapping itself); the stored rows are the same.
-                        client.insert_arrow(TRACES_TABLE, spans_to_arrow(batch), settings=INSERT_SETTINGS)
+                        self._insert(client, batch)
                         self.exported += len(batch)
                 return SpanExportResult.SUCCESS
             except Exception as exc:  # noqa: BLE001 - the exporter contract: report, never raise
                 logger.warning("otel-decisions: ClickHouse export of %d span(s) failed: %s", len(spans), exc)
                 return SpanExportResult.FAILURE
+
+    def _insert(self, client: Any, batch: Sequence[ReadableSpan]) -> None:
+        """One INSERT of *batch* as Arrow: built column by column and serialised in C++ (the Python
+        Native serialiser costs more than the mapping itself); the stored rows are the same.
+
+        Over HTTP a large batch goes as an ``ArrowStream`` body produced chunk by chunk while it is
+        sent, so the server parses one chunk while this process maps the next (one INSERT, one
+        part). Anything else (clickhouse-connect's in-process chDB client) gets one Arrow table.
+        """
+        if len(batch) <= STREAM_CHUNK or not isinstance(client, HttpClient):
+            client.insert_arrow(TRACES_TABLE, spans_to_arrow(batch), settings=INSERT_SETTINGS)
+            return
+        client.raw_insert(TRACES_TABLE, None, _arrow_stream(batch), INSERT_SETTINGS, "ArrowStream")
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Nothing is buffered here: every export is written before it returns."""

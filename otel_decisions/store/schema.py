@@ -32,6 +32,7 @@ from typing import Any
 
 from otel_decisions import semconv
 from otel_decisions.errors import OtelDecisionsError
+from otel_decisions.store import embedded
 
 __all__ = [
     "COLLECTOR_VERSION",
@@ -406,6 +407,23 @@ def render_ddl(database: str = "default", cluster: str | None = None) -> list[st
     statements.append(_migrations_table_sql(database, cluster))
     for migration in migrations(database, cluster):
         statements.extend(migration.statements)
+    return statements
+
+
+def role_ddl(database: str = "default", cluster: str | None = None) -> list[str]:
+    """The writer, reader and admin roles on a ClickHouse server (``schema apply --roles``).
+
+    The same grants the embedded database's owner puts in its users configuration
+    (:func:`otel_decisions.store.embedded.role_grants`). Assign the roles to your users with
+    ``GRANT otel_writer_role TO <user>``; no role may reach files, URLs, programs or other servers.
+    """
+    on_cluster = f" {_cluster_string(cluster)}" if cluster else ""
+    statements = []
+    grants = embedded.role_grants(database)
+    for role in embedded.ROLES:
+        name = embedded.ROLE_NAMES[role]
+        statements.append(f"CREATE ROLE IF NOT EXISTS {name}{on_cluster}")
+        statements += [grant.replace("GRANT ", f"GRANT{on_cluster} ", 1) + f" TO {name}" for grant in grants[role]]
     return statements
 
 

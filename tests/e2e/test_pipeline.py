@@ -271,5 +271,5 @@ def test_export_trace_errors_say_what_to_fix(tmp_path: Path) -> None:
     assert bad_id.returncode == 2 and "32 hexadecimal" in bad_id.stderr
     bad_format = run("0" * 32, "--format", "zipkin", "--dsn", dsn)
     assert bad_format.returncode == 2 and "otlp-json" in bad_format.stderr
-    no_table = run("0" * 32, "--dsn", dsn)
-    assert no_table.returncode == 2 and "schema apply" in no_table.stderr
+    no_store = run("0" * 32, "--dsn", dsn)
+    assert no_store.returncode == 3 and "no decision store here" in no_store.stderr and "schema apply" in no_store.stderr
