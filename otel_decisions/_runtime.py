@@ -94,6 +94,20 @@ def get_runtime() -> Runtime:
         return _runtime
 
 
+_fallback_warned: set[str] = set()
+
+
+def warn_once(key: str, message: str) -> None:
+    """Log *message* once per key, and never raise: instrumentation problems are reported, not raised
+    into the user's code, even when the runtime itself cannot be built (bad settings)."""
+    try:
+        get_runtime().warn_once(key, message)
+    except Exception:  # noqa: BLE001 - the runtime failing must not reach the caller either
+        if key not in _fallback_warned:
+            _fallback_warned.add(key)
+            logger.warning(message)
+
+
 def current_runtime() -> Runtime | None:
     """The runtime if one exists (``None`` before the first recording call or ``configure()``)."""
     return _runtime

@@ -30,7 +30,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 from otel_decisions.catalogue import run_query
-from otel_decisions.errors import FieldError, OtelDecisionsError
+from otel_decisions.errors import FieldError, OtelDecisionsError, StoreError
 
 Classification = Literal["recorded", "instrumented", "unaccounted"]
 FINISHED_STATES = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
@@ -75,6 +75,7 @@ def read_task_runs(*, flow_run_id: str | None = None, since: datetime | None = N
         TaskRunFilterStateType,
     )
     from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import TaskRunSort
 
     if flow_run_id is None and since is None:
         raise FieldError("--flow-run / --since", "say which task runs to account for: a flow run id or a start time")
@@ -91,15 +92,23 @@ def read_task_runs(*, flow_run_id: str | None = None, since: datetime | None = N
             runs: list[Any] = []
             while True:
                 page = client.read_task_runs(
-                    flow_run_filter=flow_filter, task_run_filter=task_filter, limit=200, offset=len(runs)
+                    flow_run_filter=flow_filter,
+                    task_run_filter=task_filter,
+                    sort=TaskRunSort.ID_DESC,  # a stable order for paging
+                    limit=200,
+                    offset=len(runs),
                 )
                 runs.extend(page)
-                if len(page) < 200 or len(runs) >= limit:
-                    return runs[:limit]
+                if len(page) < 200:
+                    return runs
+                if len(runs) >= limit:
+                    raise FieldError(
+                        "--since", f"more than {limit} task runs match; reconcile a shorter period or one flow run"
+                    )
     except OtelDecisionsError:
         raise
     except Exception as exc:
-        raise OtelDecisionsError(
+        raise StoreError(
             f"cannot read task runs from Prefect's API ({exc}); set PREFECT_API_URL to your server or Cloud workspace"
         ) from exc
 

@@ -386,7 +386,7 @@ def seed_decisions(target: Any, n: int = 300, seed: int = 7, *, redeliver: int =
     exporter = target if isinstance(target, ClickHouseSpanExporter) else ClickHouseSpanExporter(client=target)
     data = build_seed(n, seed, **kwargs)
     if exporter.export(data.spans) is not SpanExportResult.SUCCESS:
-        raise RuntimeError("seed export failed; see the otel_decisions.clickhouse.exporter log")
+        raise RuntimeError("seed export failed; see the otel_decisions.store.exporter log")
     again = [s for s in data.spans if s.name.startswith(semconv.DECISION_SPAN_PREFIX)][:redeliver]
     if again and exporter.export(again) is not SpanExportResult.SUCCESS:
         raise RuntimeError("seed re-delivery failed")

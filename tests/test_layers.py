@@ -33,7 +33,6 @@ LAYERS: dict[str, float] = {
     "otel_decisions.catalogue": 4,
     "otel_decisions.verify": 4,
     "otel_decisions.output": 4,
-    "otel_decisions.serve": 4,
     "otel_decisions.lifecycle": 5,
     "otel_decisions.reconcile": 5,
     "otel_decisions.oversight": 5,

@@ -1,7 +1,7 @@
 """The exporter's span → otel_traces row mapping against the collector's documented mapping.
 
 Expected values are written out from the collector contrib v0.161.0 sources (see the module
-docstring of otel_decisions.clickhouse.mapping): exporter_traces.go (columns), internal/util.go
+docstring of otel_decisions.store.mapping): exporter_traces.go (columns), internal/util.go
 (AttributesToMap = pcommon Value.AsString), pdata v1.67.0 pcommon/value.go (AsString, float64AsString,
 JSON for slices/maps), traceutil (hex ids), ptrace span_kind.go / status_code.go.
 """

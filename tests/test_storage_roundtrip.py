@@ -340,3 +340,24 @@ def test_copies_inside_one_insert_are_one_decision_and_one_review():
     assert counts == {d.decision_id: sum(r.decision_id == d.decision_id for r in data.reviews) for d in expected}
     exporter.shutdown()
     client.close()
+
+
+def test_the_exporter_reaches_a_new_owner_after_the_old_one_exits(tmp_path):
+    """A long-lived process (a worker, serve()) outlives an idle owner: after one failed export it
+    opens a new client, which starts a new owner on other ports, and delivers (nothing was dropped:
+    the shipper retries what failed)."""
+    from otel_decisions.store import embedded
+
+    dsn = f"chdb://{tmp_path / 'store'}"
+    exporter = ClickHouseSpanExporter(dsn)
+    span = _one_span()
+    assert exporter.export([span]) is SpanExportResult.SUCCESS
+    first = embedded.read_endpoint(tmp_path / "store")
+    assert first is not None and embedded.stop_server(tmp_path / "store")
+    assert exporter.export([span]) is SpanExportResult.FAILURE  # the old owner's port is gone
+    assert exporter.export([span]) is SpanExportResult.SUCCESS  # a new owner, found by a new client
+    second = embedded.read_endpoint(tmp_path / "store")
+    assert second is not None and second.pid != first.pid
+    reader = get_client(dsn, role="reader")
+    assert reader.command("SELECT count() FROM otel_traces") == 2
+    exporter.shutdown()

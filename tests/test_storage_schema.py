@@ -163,11 +163,12 @@ def test_traces_ttl_never_removes_decision_or_review_rows(client):
     assert "TTL" not in client.command("SHOW CREATE TABLE otel_traces")
 
 
-def test_schema_apply_reports_failure_as_user_error(client):
-    from otel_decisions.errors import OtelDecisionsError
+def test_schema_apply_reports_a_store_failure_as_a_store_error(client):
+    from otel_decisions.errors import StoreError
 
-    with pytest.raises(OtelDecisionsError, match="schema apply failed in database"):
+    with pytest.raises(StoreError, match="schema apply in database .* failed") as info:
         schema.apply_migrations(client, cluster="no_such_cluster")
+    assert info.value.exit_code == 4
 
 
 def test_role_ddl_for_a_server_and_a_cluster():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
@@ -19,9 +20,10 @@ from otel_decisions import _runtime, semconv
 from otel_decisions.capture._model import _DECISION_FIELDS
 from otel_decisions.capture._record import emit
 from otel_decisions.capture._shape import decision_from_value
-from otel_decisions.errors import DecisionValidationError
+from otel_decisions.errors import DecisionValidationError, FieldError, OtelDecisionsError
 
 F = TypeVar("F", bound=Callable[..., Any])
+logger = logging.getLogger("otel_decisions")
 
 
 @overload
@@ -62,7 +64,7 @@ def decision(fn: Callable[..., Any] | None = None, /, **defaults: Any) -> Any:
                     require_confidence=False,
                 )
                 if built is None:
-                    _runtime.get_runtime().warn_once(
+                    _runtime.warn_once(
                         f"decorator-shape:{dtype}",
                         f"otel-decisions: @decision function {func.__qualname__} returned a "
                         f"{type(result).__name__} with no outcome field; nothing recorded. Return a Decision, "
@@ -70,8 +72,13 @@ def decision(fn: Callable[..., Any] | None = None, /, **defaults: Any) -> Any:
                     )
                     return
                 emit(built, semconv.DecisionSource.DECORATOR, True)
+            except OtelDecisionsError as exc:
+                if isinstance(exc, FieldError):  # bad settings: said once
+                    _runtime.warn_once(f"decorator:{exc.field}", f"otel-decisions: @decision recording is off: {exc}")
+                else:  # the store refused this record: every one is reported
+                    logger.error("otel-decisions: the decision of %s was not recorded: %s", func.__qualname__, exc)
             except Exception as exc:  # noqa: BLE001 - never break the user's function
-                _runtime.get_runtime().warn_once(
+                _runtime.warn_once(
                     f"decorator:{dtype}:{type(exc).__name__}",
                     f"otel-decisions: could not record the decision of {func.__qualname__}: {exc}",
                 )

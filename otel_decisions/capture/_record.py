@@ -124,6 +124,7 @@ def _record_span(
     if not span.is_recording():
         span.end(end_time=now)
         return span.get_span_context()
+    take_refusal()  # a refusal left over from some other span is not this record's
     integrity, seq, prev_hash = _seal(attrs, record_id, now)
     attrs.update(integrity)
     span.set_attributes(integrity)

@@ -3,7 +3,7 @@
 Each command group lives in its own module; this one only assembles them and turns
 :class:`otel_decisions.errors.OtelDecisionsError` into a message and its exit code (2 bad input or
 settings, 3 no decision store at the DSN, 4 the store refused or is unreachable; 1 is kept for
-findings: tampering found by ``verify``).
+findings: tampering found by ``verify``, unaccounted task runs found by ``reconcile``).
 
 Example::
 

@@ -47,7 +47,7 @@ def serve_command(
 ) -> None:
     from otel_decisions.settings import load_settings
     from otel_decisions.store import embedded
-    from otel_decisions.store.client import SESSION_SETTINGS, chdb_database_of, chdb_path_of
+    from otel_decisions.store.client import SESSION_SETTINGS, chdb_database_of, chdb_path_of, embedded_passwords
     from otel_decisions.store.schema import apply_migrations
 
     settings = load_settings()
@@ -59,15 +59,7 @@ def serve_command(
         raise FieldError(
             "--host", f"{host} is not loopback: add --allow-remote (and set every password) to listen there"
         )
-    passwords = {
-        role: secret.get_secret_value()
-        for role, secret in (
-            ("admin", settings.embedded_admin_password),
-            ("writer", settings.embedded_writer_password),
-            ("reader", settings.embedded_reader_password),
-        )
-        if secret is not None
-    }
+    passwords = embedded_passwords(settings)
     database = chdb_database_of(resolved)
     running = embedded.read_endpoint(Path(path))
     if running is not None:
@@ -93,7 +85,7 @@ def serve_command(
 
     try:
         code = embedded.run_owner(
-            Path(path), host=host, http_port=http_port, tcp_port=tcp_port, passwords=passwords or None, ready=ready
+            Path(path), host=host, http_port=http_port, tcp_port=tcp_port, passwords=passwords, ready=ready
         )
     except embedded.ConfigError as exc:
         raise FieldError(exc.field, exc.problem) from None

@@ -9,10 +9,14 @@ Hook points (Prefect 3.9, pinned in ``pyproject.toml``; each is exercised by ``t
 - ``{Sync,Async}TaskRunEngine.call_task_fn`` and ``{Flow,AsyncFlow}RunEngine.call_flow_fn``:
   only when Prefect's run telemetry is off, the instrumentor makes the flow and task spans
   itself, so decisions still have parents; when it is on, Prefect's spans are used (never both).
-- ``RunTelemetry.end_span_on_success/failure``: stamps the number of decisions captured in a
-  flow run on Prefect's flow-run span (``decision.flow.captured``) for completeness checks.
+- ``RunTelemetry.end_span_on_success/failure``: stamps on Prefect's run span the decisions this
+  process recorded for the flow run since the last stamp (``decision.flow.captured``): always on
+  the flow-run span, on a task-run span when its process recorded any (a pool or Dask worker).
+- ``RunTelemetry._start_span``: a task run in a process-pool or Dask worker gets the flow run's
+  traceparent (Prefect's own lookup finds the task run itself there and starts a new trace).
 
-Every wrapper catches its own errors and logs them once: a task's result or exception is never changed.
+Modules are patched when Prefect imports them (``wrapt.register_post_import_hook``), never imported
+by the instrumentor: a worker's flow run is ``python -m prefect.engine``. Every wrapper catches its own errors and logs them once: a task's result or exception is never changed.
 
 Example::
 
@@ -47,7 +51,7 @@ from otel_decisions.capture import (
     record_checkpoint,
     registry,
 )
-from otel_decisions.errors import DecisionValidationError
+from otel_decisions.errors import DecisionValidationError, FieldError, OtelDecisionsError
 from otel_decisions.settings import DEFAULT_CONFIDENCE_FIELDS
 
 logger = logging.getLogger("otel_decisions")
@@ -72,16 +76,8 @@ _PATCHES: tuple[tuple[str, str, str], ...] = (
 _TRACEPARENT_LABEL = "__OTEL_TRACEPARENT"  # prefect.telemetry.run_telemetry.LABELS_TRACEPARENT_KEY
 
 
-_fallback_warned: set[str] = set()
-
-
 def _warn_once(key: str, message: str) -> None:
-    try:
-        _runtime.get_runtime().warn_once(key, message)
-    except Exception:  # noqa: BLE001 - even the runtime failing (bad settings) must not reach the task
-        if key not in _fallback_warned:
-            _fallback_warned.add(key)
-            logger.warning(message)
+    _runtime.warn_once(key, message)
 
 
 class PrefectInstrumentor(BaseInstrumentor):
@@ -175,6 +171,11 @@ class PrefectInstrumentor(BaseInstrumentor):
                 built = _rebuild_without(result, field, kwargs)
             if built is not None:
                 emit(built, semconv.DecisionSource.AUTO, True)
+        except OtelDecisionsError as exc:
+            if isinstance(exc, FieldError):  # bad settings: the same for every task, said once
+                _warn_once(f"capture:{exc.field}", f"otel-decisions: auto-capture is off: {exc}")
+            else:  # the store refused this record: every one is reported
+                logger.error("otel-decisions: a task's decision was not recorded: %s", exc)
         except Exception as exc:  # noqa: BLE001
             _warn_once(f"capture:{type(exc).__name__}", f"otel-decisions: auto-capture failed and was skipped: {exc}")
 

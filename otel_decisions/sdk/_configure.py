@@ -109,7 +109,9 @@ class _PrivacyFilter(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         name = span.name
         if semconv.is_decision_record(name):
-            self._inner.on_end(span)  # decision records: errors (e.g. the spool quota) reach the recording call
+            self._inner.on_end(
+                span
+            )  # decision records: a refusal (e.g. the spool quota) reaches the recording call via _runtime
             return
         scope = span.instrumentation_scope
         if scope is not None and self._excluded and scope.name.startswith(self._excluded):

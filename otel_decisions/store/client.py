@@ -147,7 +147,7 @@ def get_client(dsn: str | None = None, settings: DecisionSettings | None = None,
     dsn = dsn.strip()
     _validate(dsn)
     if dsn.lower().startswith("chdb:"):
-        return _embedded_client(dsn, role)
+        return _embedded_client(dsn, role, settings)
     parsed = urlparse(dsn)
     kwargs: dict[str, Any] = {
         "host": parsed.hostname,
@@ -167,8 +167,24 @@ def get_client(dsn: str | None = None, settings: DecisionSettings | None = None,
         raise _server_error(dsn, exc) from exc
 
 
-def embedded_endpoint(dsn: str, *, start: bool = True) -> embedded.Endpoint:
-    """The running owner of a ``chdb://`` DSN's directory (started if *start* and none runs)."""
+def embedded_passwords(settings: DecisionSettings | None) -> dict[str, str] | None:
+    """The passwords the settings give the embedded database's users (``None``: generated ones)."""
+    chosen = settings or load_settings()
+    given = {
+        role: secret.get_secret_value()
+        for role, secret in (
+            ("admin", chosen.embedded_admin_password),
+            ("writer", chosen.embedded_writer_password),
+            ("reader", chosen.embedded_reader_password),
+        )
+        if secret is not None
+    }
+    return given or None
+
+
+def embedded_endpoint(dsn: str, *, start: bool = True, settings: DecisionSettings | None = None) -> embedded.Endpoint:
+    """The running owner of a ``chdb://`` DSN's directory (started if *start* and none runs, with the
+    settings' passwords for its users)."""
     path = Path(chdb_path_of(dsn) or "")
     if not start and not (path / "db").is_dir():
         raise StoreNotFoundError(
@@ -177,7 +193,7 @@ def embedded_endpoint(dsn: str, *, start: bool = True) -> embedded.Endpoint:
             "`otel-decisions schema apply --dsn chdb://...`"
         )
     try:
-        return embedded.ensure_server(path)
+        return embedded.ensure_server(path, passwords=embedded_passwords(settings) if start else None)
     except embedded.ConfigError as exc:
         raise SettingsError("dsn", f"{exc.field}: {exc}") from None
     except (embedded.ServerStartError, OSError) as exc:
@@ -187,9 +203,9 @@ def embedded_endpoint(dsn: str, *, start: bool = True) -> embedded.Endpoint:
         ) from exc
 
 
-def _embedded_client(dsn: str, role: Role) -> Any:
+def _embedded_client(dsn: str, role: Role, settings: DecisionSettings | None) -> Any:
     database = chdb_database_of(dsn)
-    endpoint = embedded_endpoint(dsn, start=role != "reader")
+    endpoint = embedded_endpoint(dsn, start=role != "reader", settings=settings)
     key = (str(chdb_path_of(dsn)), database)
     try:
         if role != "reader" and key not in _prepared:

@@ -36,6 +36,7 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from otel_decisions.errors import StoreAuthError
 from otel_decisions.settings import DecisionSettings, load_settings
 from otel_decisions.store.client import get_client
 from otel_decisions.store.mapping import spans_to_arrow
@@ -130,7 +131,11 @@ class ClickHouseSpanExporter(SpanExporter):
             if self.dsn.lower().startswith("chdb:"):
                 self._schema_ready = True
         if self._ensure_schema and not self._schema_ready:
-            apply_migrations(self._client)
+            try:
+                apply_migrations(self._client)
+            except StoreAuthError:
+                # a server user with the writer role only: the schema is the admin's (`schema apply`)
+                logger.info("otel-decisions: this user may not apply the schema; inserting into the existing one")
         self._schema_ready = True
         return self._client
 
@@ -152,7 +157,18 @@ class ClickHouseSpanExporter(SpanExporter):
                 return SpanExportResult.SUCCESS
             except Exception as exc:  # noqa: BLE001 - the exporter contract: report, never raise
                 logger.warning("otel-decisions: ClickHouse export of %d span(s) failed: %s", len(spans), exc)
+                self._reconnect_next_time()
                 return SpanExportResult.FAILURE
+
+    def _reconnect_next_time(self) -> None:
+        """After a failure on the embedded database, open a new client on the next export: its owner
+        may have exited (idle) and a new one serves on other ports (``get_client`` finds or starts it)."""
+        if self._owns_client and self._client is not None and self.dsn.lower().startswith("chdb:"):
+            try:
+                self._client.close()
+            except Exception:  # noqa: BLE001 - the old client is dropped either way
+                logger.debug("otel-decisions: closing a failed ClickHouse client raised", exc_info=True)
+            self._client = None
 
     def _insert(self, client: Any, batch: Sequence[ReadableSpan]) -> None:
         """One INSERT of *batch* as Arrow: built column by column and serialised in C++ (the Python

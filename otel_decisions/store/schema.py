@@ -33,6 +33,7 @@ from typing import Any
 from otel_decisions import semconv
 from otel_decisions.errors import OtelDecisionsError
 from otel_decisions.store import embedded
+from otel_decisions.store.errors import store_error
 
 __all__ = [
     "COLLECTOR_VERSION",
@@ -476,7 +477,7 @@ def apply_migrations(client: Any, *, database: str | None = None, cluster: str |
     except OtelDecisionsError:
         raise
     except Exception as exc:
-        raise OtelDecisionsError(f"schema apply failed in database {db!r}: {exc}") from exc
+        raise store_error(exc, f"schema apply in database {db!r}") from exc
 
 
 def traces_ttl_sql(days: int | None, database: str = "default", cluster: str | None = None) -> str:
