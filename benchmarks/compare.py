@@ -1,7 +1,7 @@
 """Run a benchmark script from an earlier commit and from this tree, interleaved, in one run.
 
 The machine is noisy, so a before/after claim is only worth what one run on it shows: the two
-trees take turns (before, now, before, now, ...) and every run's output is printed in full, then
+trees take turns (before, now, now, before, ...: who goes first alternates) and every run's output is printed in full, then
 the numbers found on the chosen lines side by side with their ratio.
 
     .venv/bin/python benchmarks/compare.py --base 36d0466 --rounds 3 -- benchmarks/capture.py
@@ -66,7 +66,8 @@ def main() -> None:
         try:
             runs: dict[str, list[dict[str, float]]] = {"before": [], "now": []}
             for round_ in range(1, args.rounds + 1):
-                for name, tree in (("before", base), ("now", ROOT)):
+                trees = (("before", base), ("now", ROOT))
+                for name, tree in trees if round_ % 2 else trees[::-1]:  # alternate who goes first
                     output = _run(tree, script)
                     print(f"--- round {round_}, {name} ({args.base if name == 'before' else 'working tree'}) ---")
                     print(output, flush=True)

@@ -48,6 +48,8 @@ class Runtime:
     tracer_provider: trace.TracerProvider
     tracer: trace.Tracer
     configured: bool
+    decisions_always_sampled: bool = False
+    """``configure()`` put a sampler in front that records every decision record (the default)."""
     _warned: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -65,7 +67,12 @@ _runtime_lock = threading.Lock()
 
 
 def make_runtime(
-    settings: DecisionSettings, provider: trace.TracerProvider, *, configured: bool, policy: PrivacyPolicy | None = None
+    settings: DecisionSettings,
+    provider: trace.TracerProvider,
+    *,
+    configured: bool,
+    policy: PrivacyPolicy | None = None,
+    decisions_always_sampled: bool = False,
 ) -> Runtime:
     tracer = provider.get_tracer(semconv.INSTRUMENTATION_SCOPE, __version__)
     return Runtime(
@@ -74,6 +81,7 @@ def make_runtime(
         tracer_provider=provider,
         tracer=tracer,
         configured=configured,
+        decisions_always_sampled=decisions_always_sampled,
     )
 
 

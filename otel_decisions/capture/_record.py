@@ -115,19 +115,31 @@ def _record_span(
 ) -> SpanContext:
     """Record *attrs* as one ended span, sealed into the hash chain; returns its context.
 
-    The span is started first and sealed only if it records: a span the sampler drops is no
-    record, so it takes no place in the chain (a sealed-then-dropped link would be a permanent
-    gap that ``verify`` reports as a deleted record). The integrity attributes are left out of the
-    record digest, so adding them after the start changes nothing they cover.
+    A span the sampler drops is no record, so it takes no place in the chain (a sealed-then-dropped
+    link would be a permanent gap that ``verify`` reports as a deleted record). When ``configure()``
+    made decision records always sampled (the default), the record is sealed first and the span
+    started with every attribute; otherwise the span is started first and sealed only if it
+    records (the integrity attributes are outside the record digest, so adding them after the
+    start changes nothing they cover).
     """
-    span = runtime.tracer.start_span(name, kind=SpanKind.INTERNAL, attributes=attrs, links=links, start_time=now)
-    if not span.is_recording():
-        span.end(end_time=now)
-        return span.get_span_context()
     take_refusal()  # a refusal left over from some other span is not this record's
-    integrity, seq, prev_hash = _seal(attrs, record_id, now)
-    attrs.update(integrity)
-    span.set_attributes(integrity)
+    if runtime.decisions_always_sampled:
+        integrity, seq, prev_hash = _seal(attrs, record_id, now)
+        attrs.update(integrity)
+        span = runtime.tracer.start_span(name, kind=SpanKind.INTERNAL, attributes=attrs, links=links, start_time=now)
+        if not span.is_recording():  # e.g. the provider was shut down: not a record after all
+            chain.unlink(seq, prev_hash)
+            chain.ended()
+            span.end(end_time=now)
+            return span.get_span_context()
+    else:
+        span = runtime.tracer.start_span(name, kind=SpanKind.INTERNAL, attributes=attrs, links=links, start_time=now)
+        if not span.is_recording():
+            span.end(end_time=now)
+            return span.get_span_context()
+        integrity, seq, prev_hash = _seal(attrs, record_id, now)
+        attrs.update(integrity)
+        span.set_attributes(integrity)
     try:
         span.end(end_time=now)
         refusal = take_refusal()

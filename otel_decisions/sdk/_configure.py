@@ -281,7 +281,15 @@ def configure(
         # and start a new chain for records pseudonymised and signed with the new one.
         record_checkpoint()
         chain.reset()
-    _runtime.set_runtime(_runtime.make_runtime(settings, provider, configured=True, policy=policy))
+    _runtime.set_runtime(
+        _runtime.make_runtime(
+            settings,
+            provider,
+            configured=True,
+            policy=policy,
+            decisions_always_sampled=isinstance(provider.sampler, DecisionAwareSampler),
+        )
+    )
     if not _atexit_registered:
         atexit.register(shutdown)
         _atexit_registered = True
