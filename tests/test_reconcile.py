@@ -4,6 +4,7 @@ Prefect (the session's test harness) and a real embedded store."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from prefect import flow, task
@@ -38,6 +39,16 @@ def underwriting() -> str:
     return str(context.flow_run.id)
 
 
+def _finished(store, flow_run_id: str, expected: int):
+    """Prefect records task-run states through its event pipeline: wait until both are reported."""
+    deadline = time.monotonic() + 60
+    report = reconcile(store, flow_run_id=flow_run_id)
+    while len(report.runs) < expected and time.monotonic() < deadline:
+        time.sleep(0.5)
+        report = reconcile(store, flow_run_id=flow_run_id)
+    return report
+
+
 def test_reconcile_tells_recorded_instrumented_and_unaccounted_task_runs(tmp_path) -> None:
     dsn = fresh_chdb_dsn("reconcile")
     otel_decisions.configure(exporters=["clickhouse"], dsn=dsn, durable=False, data_dir=str(tmp_path),
@@ -48,14 +59,14 @@ def test_reconcile_tells_recorded_instrumented_and_unaccounted_task_runs(tmp_pat
     recorded_run = underwriting()
     otel_decisions.force_flush()
     store = get_client(dsn, role="reader")
-    report = reconcile(store, flow_run_id=recorded_run)
+    report = _finished(store, recorded_run, 2)
     assert sorted((r.task_name.split("-")[0], r.classification, r.decisions) for r in report.runs) == [
         ("decide", "recorded", 1), ("prepare", "instrumented", 0)]
     assert not report.unaccounted
 
     otel_decisions.shutdown()  # now the tasks run in a process that records nothing
     silent_run = underwriting()
-    report = reconcile(store, flow_run_id=silent_run)
+    report = _finished(store, silent_run, 2)
     assert sorted((r.task_name.split("-")[0], r.classification) for r in report.runs) == [
         ("decide", "unaccounted"), ("prepare", "unaccounted")]
 
