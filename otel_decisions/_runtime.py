@@ -53,13 +53,21 @@ class Runtime:
     _warned: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def warn_once(self, key: str, message: str) -> None:
-        """Log *message* once per key (problems in instrumentation are reported, never raised)."""
+    def first_time(self, key: str) -> bool:
+        """Whether *key* is seen for the first time (marks it seen)."""
         with self._lock:
             if key in self._warned:
-                return
+                return False
             self._warned.add(key)
+            return True
+
+    def warn_once(self, key: str, message: str) -> bool:
+        """Log *message* once per key (problems in instrumentation are reported, never raised).
+        Returns whether it was logged now."""
+        if not self.first_time(key):
+            return False
         logger.warning(message)
+        return True
 
 
 _runtime: Runtime | None = None
@@ -105,15 +113,25 @@ def get_runtime() -> Runtime:
 _fallback_warned: set[str] = set()
 
 
-def warn_once(key: str, message: str) -> None:
-    """Log *message* once per key, and never raise: instrumentation problems are reported, not raised
-    into the user's code, even when the runtime itself cannot be built (bad settings)."""
+def first_time(key: str) -> bool:
+    """Whether *key* is seen for the first time in this process (marks it seen). Never raises."""
     try:
-        get_runtime().warn_once(key, message)
+        return get_runtime().first_time(key)
     except Exception:  # noqa: BLE001 - the runtime failing must not reach the caller either
-        if key not in _fallback_warned:
-            _fallback_warned.add(key)
-            logger.warning(message)
+        if key in _fallback_warned:
+            return False
+        _fallback_warned.add(key)
+        return True
+
+
+def warn_once(key: str, message: str) -> bool:
+    """Log *message* once per key, and never raise: instrumentation problems are reported, not raised
+    into the user's code, even when the runtime itself cannot be built (bad settings). Returns
+    whether it was logged now."""
+    if not first_time(key):
+        return False
+    logger.warning(message)
+    return True
 
 
 def current_runtime() -> Runtime | None:

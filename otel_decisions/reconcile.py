@@ -113,13 +113,18 @@ def read_task_runs(*, flow_run_id: str | None = None, since: datetime | None = N
         ) from exc
 
 
-def classify(task_runs: Sequence[Any], store: Any) -> ReconcileReport:
-    """Join Prefect's task runs with the store's ``task_run_accounting`` answer for them."""
+def classify(task_runs: Sequence[Any], store: Any | None) -> ReconcileReport:
+    """Join Prefect's task runs with the store's ``task_run_accounting`` answer for them. With no
+    store (``None``: nothing was ever recorded there) every task run is unaccounted."""
     report = ReconcileReport()
     if not task_runs:
         return report
     ids = [str(run.id) for run in task_runs]
-    answer = {row[0]: row for row in run_query(store, "task_run_accounting", {"task_run_ids": ids}).rows}
+    answer = (
+        {row[0]: row for row in run_query(store, "task_run_accounting", {"task_run_ids": ids}).rows}
+        if store is not None
+        else {}
+    )
     for run in task_runs:
         _id, decisions, span_stored = answer.get(str(run.id), (str(run.id), 0, False))
         classification: Classification = "recorded" if decisions else "instrumented" if span_stored else "unaccounted"
@@ -137,6 +142,7 @@ def classify(task_runs: Sequence[Any], store: Any) -> ReconcileReport:
     return report
 
 
-def reconcile(store: Any, *, flow_run_id: str | None = None, since: datetime | None = None) -> ReconcileReport:
-    """Classify every finished task run of a flow run (or since a time) against the store."""
+def reconcile(store: Any | None, *, flow_run_id: str | None = None, since: datetime | None = None) -> ReconcileReport:
+    """Classify every finished task run of a flow run (or since a time) against the store (``None``:
+    there is no store, so nothing was recorded)."""
     return classify(read_task_runs(flow_run_id=flow_run_id, since=since), store)

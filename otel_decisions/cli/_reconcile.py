@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
         """Classify each finished task run from Prefect's API: decision(s) recorded, instrumented with no
         decision, or unaccounted (no trace in the store). Exits 1 when any is unaccounted."""
         from otel_decisions.catalogue import parse_datetime
-        from otel_decisions.errors import FieldError
+        from otel_decisions.errors import FieldError, StoreNotFoundError
         from otel_decisions.reconcile import reconcile
         from otel_decisions.settings import load_settings
         from otel_decisions.store.client import get_client
@@ -48,11 +48,16 @@ def register(app: typer.Typer) -> None:
             start = parse_datetime(since) if since else None
         except ValueError:
             raise FieldError("--since", f"{since!r}: use an ISO date or time, e.g. 2026-12-01T00:00:00Z") from None
-        client = get_client(dsn, load_settings() if dsn is None else None, role="reader")
+        try:
+            client = get_client(dsn, load_settings() if dsn is None else None, role="reader")
+        except StoreNotFoundError as exc:  # nothing was ever recorded there: every task run is unaccounted
+            err_console.print(f"note: {exc}; every task run is unaccounted for", highlight=False)
+            client = None
         try:
             report = reconcile(client, flow_run_id=flow_run, since=start)
         finally:
-            client.close()
+            if client is not None:
+                client.close()
         columns = ["task_run_id", "task_name", "flow_run_id", "state", "decisions", "classification"]
         rows = [
             (r.task_run_id, r.task_name, r.flow_run_id, r.state, r.decisions, r.classification) for r in report.runs

@@ -14,6 +14,9 @@ Hook points (Prefect 3.9, pinned in ``pyproject.toml``; each is exercised by ``t
   the flow-run span, on a task-run span when its process recorded any (a pool or Dask worker).
 - ``RunTelemetry._start_span``: a task run in a process-pool or Dask worker gets the flow run's
   traceparent (Prefect's own lookup finds the task run itself there and starts a new trace).
+- ``call_flow_fn`` and ``Runner.start`` (``serve()``) also check that the processes the flow's task
+  runner or the served flow runs use will record, and warn once, loudly, when they will not
+  (:mod:`._workers`).
 
 Modules are patched when Prefect imports them (``wrapt.register_post_import_hook``), never imported
 by the instrumentor: a worker's flow run is ``python -m prefect.engine``. Every wrapper catches its own errors and logs them once: a task's result or exception is never changed.
@@ -52,6 +55,7 @@ from otel_decisions.capture import (
     registry,
 )
 from otel_decisions.errors import DecisionValidationError, FieldError, OtelDecisionsError
+from otel_decisions.instrumentation import _workers
 from otel_decisions.settings import DEFAULT_CONFIDENCE_FIELDS
 
 logger = logging.getLogger("otel_decisions")
@@ -61,6 +65,7 @@ _INSTRUMENTS = ("prefect >= 3.9, < 3.10",)
 _TASK_ENGINE = "prefect.task_engine"
 _FLOW_ENGINE = "prefect.flow_engine"
 _TELEMETRY = "prefect.telemetry.run_telemetry"
+_RUNNER = "prefect.runner.runner"
 
 _PATCHES: tuple[tuple[str, str, str], ...] = (
     (_TASK_ENGINE, "SyncTaskRunEngine", "handle_success"),
@@ -72,12 +77,13 @@ _PATCHES: tuple[tuple[str, str, str], ...] = (
     (_TELEMETRY, "RunTelemetry", "end_span_on_success"),
     (_TELEMETRY, "RunTelemetry", "end_span_on_failure"),
     (_TELEMETRY, "RunTelemetry", "_start_span"),
+    (_RUNNER, "Runner", "start"),
 )
 _TRACEPARENT_LABEL = "__OTEL_TRACEPARENT"  # prefect.telemetry.run_telemetry.LABELS_TRACEPARENT_KEY
 
 
-def _warn_once(key: str, message: str) -> None:
-    _runtime.warn_once(key, message)
+def _warn_once(key: str, message: str) -> bool:
+    return _runtime.warn_once(key, message)
 
 
 class PrefectInstrumentor(BaseInstrumentor):
@@ -94,6 +100,7 @@ class PrefectInstrumentor(BaseInstrumentor):
         self._tracer = trace.get_tracer(semconv.INSTRUMENTATION_SCOPE, __version__, kwargs.get("tracer_provider"))
         self._active = True
         self._patched: set[str] = set()
+        _workers.note_setup_call("instrument")
         # Patch an engine module when it is imported, never by importing it: a worker's flow run is
         # `python -m prefect.engine`, and importing prefect.flow_engine (which imports prefect.engine)
         # from a plugin or sitecustomize would make runpy warn that the module is already loaded.
@@ -121,6 +128,8 @@ class PrefectInstrumentor(BaseInstrumentor):
                 wrapper = async_wrapper if cls.startswith("Async") else sync_wrapper
             elif method == "_start_span":
                 wrapper = self._start_run_span
+            elif method == "start":
+                wrapper = self._runner_start
             else:
                 wrapper = self._end_run_span
             wrap_function_wrapper(module, f"{cls}.{method}", wrapper)
@@ -257,6 +266,7 @@ class PrefectInstrumentor(BaseInstrumentor):
         return result
 
     def _sync_call_flow_fn(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        self._check_task_runner(instance)
         flow_run = getattr(instance, "flow_run", None)
         span = self._start_own_span(instance, flow_run, "flow")
         if span is None or flow_run is None:
@@ -284,11 +294,45 @@ class PrefectInstrumentor(BaseInstrumentor):
         return result
 
     async def _async_call_flow_fn(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        self._check_task_runner(instance)
         flow_run = getattr(instance, "flow_run", None)
         span = self._start_own_span(instance, flow_run, "flow")
         if span is None or flow_run is None:
             return await wrapped(*args, **kwargs)
         return await self._finish_after(span, wrapped(*args, **kwargs), str(flow_run.id))
+
+    # --- other processes: will they record? ----------------------------------------------
+    @staticmethod
+    def _check_task_runner(engine: Any) -> None:
+        """Warn once per flow and runner when the flow's tasks run in worker processes that will not
+        record (through the flow run's logger: the console and the run's log in Prefect). Never raises."""
+        try:
+            flow = engine.flow
+            where = _workers.out_of_process(flow.task_runner)
+            if where is None or _workers.children_record():
+                return
+            if not _runtime.first_time(f"workers:{flow.name}:{type(flow.task_runner).__qualname__}"):
+                return
+            message = _workers.unrecorded_workers_message(flow.name, where)
+            try:
+                from prefect.logging import get_run_logger
+
+                get_run_logger().warning(message)  # the console, and the flow run's log in Prefect's UI
+            except Exception:  # noqa: BLE001 - no run logger here: this process's log
+                logger.warning(message)
+        except Exception as exc:  # noqa: BLE001
+            _warn_once("workers-check", f"otel-decisions: could not check where a flow's tasks run: {exc!r}")
+
+    @staticmethod
+    def _runner_start(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        """``serve()``: each flow run is a subprocess; warn once when those will not record."""
+        try:
+            if not _workers.children_record():
+                name = str(getattr(instance, "name", "") or "")
+                _warn_once("served-runs", _workers.unrecorded_served_runs_message([name] if name else []))
+        except Exception as exc:  # noqa: BLE001
+            _warn_once("served-check", f"otel-decisions: could not check how served flow runs record: {exc!r}")
+        return wrapped(*args, **kwargs)
 
     # --- Prefect's own run spans: parentage across processes, completeness counts --------
     def _start_run_span(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:

@@ -30,6 +30,7 @@ from otel_decisions import _runtime, semconv
 from otel_decisions.capture import chain, record_checkpoint
 from otel_decisions.delivery import build_durable_processor, is_durable_span
 from otel_decisions.errors import SettingsError
+from otel_decisions.instrumentation._workers import note_setup_call
 from otel_decisions.privacy import PrivacyPolicy, scrub_span
 from otel_decisions.settings import DecisionSettings, load_settings
 from otel_decisions.store.exporter import ClickHouseSpanExporter
@@ -242,6 +243,7 @@ def configure(
     global _atexit_registered
     overrides = {k: v for k, v in locals().items() if k not in ("tracer_provider", "span_exporters")}
     settings = load_settings(**{k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in overrides.items()})
+    note_setup_call("configure")  # does this call run again in a pool worker or a served flow run?
 
     provider = tracer_provider
     if provider is None:

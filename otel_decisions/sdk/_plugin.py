@@ -23,11 +23,11 @@ from typing import Any
 
 from prefect._internal.plugins.manager import register_hook
 
+from otel_decisions.instrumentation._workers import PLUGIN_DISABLE_ENV
+
 PREFECT_PLUGIN_API_REQUIRES = ">=0.1,<1"
 """The Prefect plugin API versions this hook was written and tested against."""
 
-DISABLE_ENV = "OTEL_DECISIONS_PREFECT_PLUGIN"
-"""Set to ``false`` to keep the plugin installed but inactive in a process."""
 
 logger = logging.getLogger("otel_decisions.plugin")
 
@@ -52,7 +52,7 @@ def setup_environment(*, ctx: Any) -> Any:
     """Configure otel-decisions and instrument Prefect in this process (skipped in Prefect's server)."""
     from prefect._internal.plugins.spec import SetupResult
 
-    if os.environ.get(DISABLE_ENV, "").strip().lower() in ("0", "false", "no", "off"):
+    if os.environ.get(PLUGIN_DISABLE_ENV, "").strip().lower() in ("0", "false", "no", "off"):
         return None
     if is_prefect_server_process():
         return None
