@@ -124,6 +124,12 @@ def first_time(key: str) -> bool:
         return True
 
 
+def warn_bad_settings(exc: Exception) -> bool:
+    """Bad settings are the same for every record: said once per field, whichever path meets them."""
+    field = getattr(exc, "field", type(exc).__name__)
+    return warn_once(f"settings:{field}", f"otel-decisions: recording is off until the settings are fixed: {exc}")
+
+
 def warn_once(key: str, message: str) -> bool:
     """Log *message* once per key, and never raise: instrumentation problems are reported, not raised
     into the user's code, even when the runtime itself cannot be built (bad settings). Returns

@@ -109,3 +109,39 @@ def frozen_attributes(values: dict[str, Any], dropped: int) -> BoundedAttributes
     bounded.dropped = dropped
     bounded._immutable = True  # noqa: SLF001
     return bounded
+
+
+def overwrite_finished_span(span: ReadableSpan, clean: ReadableSpan) -> bool:
+    """Give *span* — the ``ReadableSpan`` copy the SDK hands its processors at ``end()`` — the name,
+    attributes, events, links and status of *clean*, so every processor after the caller sees *clean*'s.
+
+    The copy shares the live span's containers, so only the references are replaced (the containers
+    are not touched). Returns ``False`` (nothing changed) for another ``ReadableSpan`` implementation.
+    """
+    if type(span) is not ReadableSpan or type(clean) is not ReadableSpan:
+        return False
+    dropped = getattr(span._attributes, "dropped", 0)  # noqa: SLF001 - pinned SDK layout (module docstring)
+    span._name = clean._name  # noqa: SLF001
+    span._attributes = frozen_attributes(dict(plain_attributes(clean._attributes)), dropped)  # noqa: SLF001
+    span._events = tuple(_items(clean._events))  # noqa: SLF001
+    span._links = tuple(_items(clean._links))  # noqa: SLF001
+    span._status = clean._status  # noqa: SLF001
+    return True
+
+
+def prepend_span_processor(provider: Any, processor: Any) -> bool:
+    """Put *processor* first in *provider*'s processors (an SDK ``TracerProvider`` whose processors run
+    one after another), so it sees every finished span before any processor added earlier or later.
+    Idempotent. Returns ``False`` when the provider is not laid out that way (e.g. a
+    ``ConcurrentMultiSpanProcessor``, whose processors run in parallel)."""
+    from opentelemetry.sdk.trace import SynchronousMultiSpanProcessor
+
+    multi = getattr(provider, "_active_span_processor", None)
+    if type(multi) is not SynchronousMultiSpanProcessor:
+        return False
+    with multi._lock:  # noqa: SLF001 - pinned SDK layout (module docstring)
+        current = multi._span_processors  # noqa: SLF001
+        if current and current[0] is processor:
+            return True
+        multi._span_processors = (processor, *(p for p in current if p is not processor))  # noqa: SLF001
+    return True

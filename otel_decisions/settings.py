@@ -33,11 +33,17 @@ DEFAULT_DENY_PATTERNS: tuple[str, ...] = (
     r"(^|_)(first|last|middle|full|given|family|sur|maiden)_?name$",
     r"^name$",
     r"(patient|applicant|customer|client|person|user|holder|account_?holder)_?name$",
-    # government ids
+    # government, tax and social-insurance ids (US, UK, EU, Canada, Australia, India); keys are also
+    # matched in snake_case ("nationalInsuranceNumber" as "national_insurance_number")
     r"ssn",
     r"social_?security",
+    r"(national|social)_?insurance",
     # ends at "_", the end or a camelCase boundary: "tinNumber" and "tin_no" are ids, "tiny_loan" is not
-    r"(^|_)(tax_?id|tin|itin|passport|national_?id|nin|driver_?licen[cs]e)(_|$|(?-i:[A-Z0-9]))",
+    r"(^|_)(tax_?id|tin|itin|passport|national_?id|nin|nino|sin|tfn|utr|aadhaa?r|uidai|voter_?id|pesel|bsn|nir|dni|nie|nif|cpf|curp|ahv|hetu|personnummer|steuer_?id|codice_?fiscale|fiscal_?code)(_|$|(?-i:[A-Z0-9]))",
+    r"(^|_)tax_?(no|num|number|file_?(no|num|number)?|code|ref(erence)?)$",
+    r"(^|_)pan_?(no|num|number|card)$",
+    r"driv(er|ing)_?licen[cs]e",
+    r"(^|_)(licen[cs]e|id_?card|identity_?card|identity|id)_?(no|num|number)$",
     # dates of birth
     r"(^|_)(dob|date_?of_?birth|birth_?date|birthdate|birthday)$",
     # contact
@@ -47,7 +53,8 @@ DEFAULT_DENY_PATTERNS: tuple[str, ...] = (
     r"(^|_)fax$",
     r"(^|_)(street|address|addr|postcode|post_code|zip|zip_?code|postal_?code)(_|$)",
     # financial accounts
-    r"(^|_)(account|acct|iban|routing|sort_?code|bic|swift)(_?(no|num|number|id))?$",
+    r"(^|_)(account|acct|iban|routing|sort_?code|bic|swift|bsb|ifsc|clabe)(_?(no|num|number|id|code))?$",
+    r"bank_?account",
     r"(^|_)card(_?(no|num|number))?$",
     r"(credit|debit|payment)_?card",
     r"(^|_)(cvv|cvc|pan)$",
@@ -55,7 +62,8 @@ DEFAULT_DENY_PATTERNS: tuple[str, ...] = (
     r"(^|_)mrn$",
     r"(^|_)(patient|member|subscriber|beneficiary|customer|applicant)_?id$",
     r"medical_?record",
-    r"(^|_)(nhs|medicare|medicaid)_?(no|num|number|id)?$",
+    r"(^|_)(nhs|medicare|medicaid|health_?card|ohip|phn|ihi|abha|chi_?(no|num|number))_?(no|num|number|id)?$",
+    r"health_?(insurance|service)_?(no|num|number|id)$",
     r"health_?plan",
     # secrets
     r"password",
@@ -65,7 +73,12 @@ DEFAULT_DENY_PATTERNS: tuple[str, ...] = (
     r"token",
     r"credential",
     r"private_?key",
+    # online and device identifiers (personal data under GDPR)
     r"ip_?address",
+    r"(^|_)ip(v4|v6)?(_?addr(ess)?)?$",
+    r"remote_?addr",
+    r"forwarded_?for",
+    r"(^|_)(device_?id|device_?serial|imei|imsi|meid|mac_?addr(ess)?|idfa|idfv|gaid|aaid|advertising_?id|android_?id|udid)$",
 )
 """Key patterns (regular expressions, case-insensitive, searched in the key) masked by default."""
 
@@ -181,7 +194,7 @@ class DecisionSettings(BaseSettings):
     )
     scrub_free_text: bool = Field(
         default=True,
-        description="Scrub e-mail addresses, SSN-like numbers, phone numbers and Luhn-valid card numbers from free text.",
+        description="Scrub identifiers from free text: e-mail, phone, SSN, NINO, NHS and other national ids, IBAN, card, IP and MAC addresses, IMEI (format or checksum confirmed).",
     )
     hmac_key: SecretStr | None = Field(
         default=None,

@@ -261,3 +261,14 @@ def assert_recorded_once_in_trace(dsn: str, flow_run_id: str, expected: int) -> 
     for decision_id, trace_id, flow_trace, parent_type, own_task in rows:
         assert trace_id == flow_trace, f"decision {decision_id} is outside the flow run's trace"
         assert parent_type == "task" and own_task == 1, f"decision {decision_id} is not a child of its task-run span"
+
+
+def completeness(dsn: str, env: dict[str, str]) -> list[dict[str, Any]]:
+    """The catalogue's ``delivery_completeness`` answer, through the CLI."""
+    ran = subprocess.run(
+        [sys.executable, "-m", "otel_decisions.cli", "query", "run", "delivery_completeness", "--dsn", dsn,
+         "--format", "json"],
+        env=env, capture_output=True, text=True, timeout=300, cwd=APPS,
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    return list(json.loads(ran.stdout))

@@ -354,8 +354,18 @@ def test_privacy_matrix_no_identifier_appears_in_any_exported_span(captured):
     ("key", "masked"),
     [("tin", True), ("customer_tin", True), ("tin_number", True), ("passport_no", True), ("nin", True),
      ("driver_license_number", True), ("passportNumber", True), ("tinNumber", True), ("first_name", True), ("email", True), ("card_number", True),
+     ("national_insurance_number", True), ("nationalInsuranceNumber", True), ("nino", True), ("nhs_number", True),
+     ("sin", True), ("social_insurance_number", True), ("tfn", True), ("tax_file_number", True), ("medicare_no", True),
+     ("aadhaar", True), ("aadhaar_number", True), ("pan_number", True), ("voter_id", True), ("driving_licence_no", True),
+     ("licence_number", True), ("iban", True), ("bank_account", True), ("bsb", True), ("ifsc_code", True),
+     ("client_ip", True), ("clientIp", True), ("ip", True), ("ipv6_address", True), ("remote_addr", True),
+     ("x_forwarded_for", True), ("device_id", True), ("imei", True), ("mac_address", True), ("advertising_id", True),
+     ("codice_fiscale", True), ("steuer_id", True), ("pesel", True), ("health_card", True), ("id_number", True),
      ("tiny_loan", False), ("ninety_day_arrears", False), ("timing", False), ("destination", False),
-     ("income", False), ("model_name", False), ("utilisation", False)],
+     ("income", False), ("model_name", False), ("utilisation", False), ("single_parent", False), ("sine_wave", False),
+     ("pandemic_flag", False), ("zipfian_rank", False), ("recipe_id", False), ("trip_count", False),
+     ("shipping_method", False), ("nirvana_score", False), ("tax_rate", False), ("taxable_income", False),
+     ("membership_years", False), ("device_type", False), ("model_version", False), ("decision_id", False)],
 )
 def test_default_deny_list_masks_identifiers_not_lookalike_words(key, masked):
     from otel_decisions.privacy import PrivacyPolicy
@@ -441,7 +451,8 @@ def test_exception_messages_and_run_names_of_run_spans_are_scrubbed(captured, te
     assert task_spans and any(e.name == "exception" for s in task_spans for e in s.events)
     dump = "\n".join(s.to_json() for s in spans)
     assert "912-45-6781" not in dump and "zoe.q@example.org" not in dump
-    assert "[SSN]" in dump and "[EMAIL]" in dump
+    # the e-mail is the value of a deny-listed parameter: masked as that value, before any pattern
+    assert "[SSN]" in dump and "score-[REDACTED]" in dump and "for [REDACTED]" in dump
 
 
 def test_enum_review_outcomes_are_stored_as_their_values(captured):

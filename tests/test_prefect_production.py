@@ -18,6 +18,7 @@ from tests.production import (
     BIN,
     PrefectServer,
     assert_recorded_once_in_trace,
+    completeness,
     deploy_to_pool,
     flow_env,
     run_deployment,
@@ -50,6 +51,8 @@ def _check_accounted(server: PrefectServer, env: dict[str, str], work: Path, run
     assert report.names("recorded") == ["score"] * k
     assert report.names("instrumented") == ["prepare"] * PREPARES[mode](k)
     assert_recorded_once_in_trace(store_dsn(work), run_id, k)
+    (row,) = completeness(store_dsn(work), env)  # the flow's counts, summed over its processes
+    assert (row["captured"], row["stored"], row["missing"]) == (k, k, 0), row
 
 
 @pytest.mark.parametrize(

@@ -72,3 +72,47 @@ def test_a_spooled_span_decodes_to_what_the_sdk_recorded() -> None:
         assert [(link.context, dict(link.attributes)) for link in copy.links] == [
             (link.context, dict(link.attributes)) for link in original.links]
         assert (copy.status.status_code, copy.status.description) == (original.status.status_code, original.status.description)
+
+
+def test_a_processor_put_first_sees_spans_first_and_what_it_overwrites_is_what_later_ones_see() -> None:
+    from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+
+    from otel_decisions._sdk_layout import overwrite_finished_span, prepend_span_processor
+
+    seen: list[str] = []
+
+    class Rename(SpanProcessor):
+        def on_end(self, span: ReadableSpan) -> None:
+            seen.append("first")
+            clean = ReadableSpan(name="clean", context=span.context, attributes={"a": 2},
+                                 events=span.events[:1], status=Status(StatusCode.ERROR, "scrubbed"))
+            assert overwrite_finished_span(span, clean)
+
+    class Later(SpanProcessor):
+        def on_end(self, span: ReadableSpan) -> None:
+            seen.append("later")
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(Later())
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    first = Rename()
+    assert prepend_span_processor(provider, first) and prepend_span_processor(provider, first)  # idempotent
+    live = provider.get_tracer("layout").start_span("secret", attributes={"a": 1})
+    live.add_event("e1")
+    live.add_event("e2")
+    live.end()
+    (exported,) = memory.get_finished_spans()
+    assert seen == ["first", "later"]
+    assert exported.name == "clean" and dict(exported.attributes) == {"a": 2}
+    assert [e.name for e in exported.events] == ["e1"] and exported.status.description == "scrubbed"
+    assert live.name == "secret" and live.attributes["a"] == 1  # the live span itself is untouched
+
+
+def test_a_concurrent_processor_chain_cannot_be_prepended_to() -> None:
+    from opentelemetry.sdk.trace import ConcurrentMultiSpanProcessor, SpanProcessor
+
+    from otel_decisions._sdk_layout import prepend_span_processor
+
+    provider = TracerProvider(active_span_processor=ConcurrentMultiSpanProcessor())
+    assert prepend_span_processor(provider, SpanProcessor()) is False

@@ -31,7 +31,7 @@ from otel_decisions.capture._model import _ACTION_VALUES, _DECISION_FIELDS, Deci
 from otel_decisions.capture._registry import prefect_identity, registry
 from otel_decisions.errors import DecisionValidationError, OtelDecisionsError
 from otel_decisions.integrity import HashChain, checkpoint_material, record_digest, sign
-from otel_decisions.privacy import FieldKind, PrivacyRecord, to_jsonable
+from otel_decisions.privacy import FieldKind, PrivacyRecord, run_values, to_jsonable
 
 logger = logging.getLogger("otel_decisions")
 
@@ -156,6 +156,16 @@ def _record_span(
     return span.get_span_context()
 
 
+def _share_masked_values(record: PrivacyRecord, identity: dict[str, str]) -> None:
+    """What this record masked is masked in its task run's and flow run's spans too (Prefect's own)."""
+    if identity:
+        masked = record.masked_values
+        if masked:
+            run_values.add(
+                (identity.get(semconv.PREFECT_TASK_RUN_ID), identity.get(semconv.PREFECT_FLOW_RUN_ID)), masked
+            )
+
+
 def emit(decision: Decision, source: semconv.DecisionSource, raw_inputs_given: bool) -> Decision:
     runtime = _runtime.get_runtime()
     settings = runtime.settings
@@ -189,6 +199,7 @@ def emit(decision: Decision, source: semconv.DecisionSource, raw_inputs_given: b
         attrs[semconv.DECISION_REDACTED] = record.redacted
     identity = prefect_identity()
     attrs.update(identity)
+    _share_masked_values(record, identity)
     ctx = _record_span(runtime, semconv.DECISION_SPAN_PREFIX + attrs[semconv.DECISION_TYPE], attrs, decision.id, now)
     if not ctx.trace_flags.sampled:
         runtime.warn_once(
@@ -316,7 +327,9 @@ def record_review(
     )
     if record.redacted:
         attrs[semconv.DECISION_REDACTED] = record.redacted
-    attrs.update(prefect_identity())
+    identity = prefect_identity()
+    attrs.update(identity)
+    _share_masked_values(record, identity)
     links = [Link(link_ctx, {semconv.DECISION_ID: decision_id})] if link_ctx is not None else []
     now = time.time_ns()
     _record_span(runtime, semconv.REVIEW_SPAN_NAME, attrs, review_id, now, links)  # reviews are chain links too

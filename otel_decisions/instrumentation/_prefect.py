@@ -56,6 +56,8 @@ from otel_decisions.capture import (
 )
 from otel_decisions.errors import DecisionValidationError, FieldError, OtelDecisionsError
 from otel_decisions.instrumentation import _workers
+from otel_decisions.instrumentation._protect import protect_provider
+from otel_decisions.privacy import masked_parameter_values, run_values
 from otel_decisions.settings import DEFAULT_CONFIDENCE_FIELDS
 
 logger = logging.getLogger("otel_decisions")
@@ -98,6 +100,10 @@ class PrefectInstrumentor(BaseInstrumentor):
 
     def _instrument(self, **kwargs: Any) -> None:
         self._tracer = trace.get_tracer(semconv.INSTRUMENTATION_SCOPE, __version__, kwargs.get("tracer_provider"))
+        # run spans are scrubbed before any exporter sees them: on the provider given and the global one
+        # (Prefect's own spans); a provider set later is protected when a run span first starts
+        protect_provider(kwargs.get("tracer_provider"))
+        protect_provider(trace.get_tracer_provider())
         self._active = True
         self._patched: set[str] = set()
         _workers.note_setup_call("instrument")
@@ -182,7 +188,7 @@ class PrefectInstrumentor(BaseInstrumentor):
                 emit(built, semconv.DecisionSource.AUTO, True)
         except OtelDecisionsError as exc:
             if isinstance(exc, FieldError):  # bad settings: the same for every task, said once
-                _warn_once(f"capture:{exc.field}", f"otel-decisions: auto-capture is off: {exc}")
+                _runtime.warn_bad_settings(exc)
             else:  # the store refused this record: every one is reported
                 logger.error("otel-decisions: a task's decision was not recorded: %s", exc)
         except Exception as exc:  # noqa: BLE001
@@ -204,6 +210,7 @@ class PrefectInstrumentor(BaseInstrumentor):
                 return None
             if run is None:
                 return None
+            _remember_masked_parameters(run, getattr(engine, "parameters", None))
             attributes: dict[str, Any] = {
                 semconv.PREFECT_RUN_NAME: run.name,
                 semconv.PREFECT_RUN_TYPE: run_type,
@@ -342,6 +349,9 @@ class PrefectInstrumentor(BaseInstrumentor):
         stay in the flow run's trace. Never raises."""
         try:
             run = args[0] if args else kwargs.get("run")
+            protect_provider(trace.get_tracer_provider())
+            parameters = args[1] if len(args) > 1 else kwargs.get("parameters")
+            _remember_masked_parameters(run, parameters)
             labels = getattr(run, "labels", None)
             if run is not None and labels is not None and _TRACEPARENT_LABEL not in labels and hasattr(run, "task_key"):
                 from prefect.context import FlowRunContext
@@ -381,6 +391,21 @@ class PrefectInstrumentor(BaseInstrumentor):
         except Exception as exc:  # noqa: BLE001
             _warn_once("flow-count", f"otel-decisions: could not stamp the flow's decision count: {exc!r}")
         return wrapped(*args, **kwargs)
+
+
+def _remember_masked_parameters(run: Any, parameters: Any) -> None:
+    """Values the policy masks in a run's parameters are masked in its spans and its flow run's."""
+    try:
+        if not parameters or run is None:
+            return
+        values = masked_parameter_values(_runtime.get_runtime().privacy, parameters)
+        if values:
+            flow_run_id = getattr(run, "flow_run_id", None)  # a task run's flow run
+            run_values.add((str(run.id), str(flow_run_id) if flow_run_id else None), values)
+    except FieldError as exc:
+        _runtime.warn_bad_settings(exc)
+    except Exception as exc:  # noqa: BLE001
+        _warn_once("run-values", f"otel-decisions: could not read a run's parameters for scrubbing: {exc!r}")
 
 
 def _rebuild_without(result: Any, field: str, kwargs: dict[str, Any]) -> Decision | None:

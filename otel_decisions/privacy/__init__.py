@@ -29,17 +29,21 @@ from otel_decisions.privacy._policy import (
     truncate,
     valid_text,
 )
+from otel_decisions.privacy._runs import RunValues, masked_parameter_values, run_values
 from otel_decisions.privacy._spans import scrub_span
 
 __all__ = [
     "FieldKind",
     "PrivacyPolicy",
     "PrivacyRecord",
+    "RunValues",
     "canonical_json",
     "canonical_json_bytes",
     "key_id",
     "luhn_valid",
+    "masked_parameter_values",
     "resolve_hmac_key",
+    "run_values",
     "scrub_span",
     "to_jsonable",
     "truncate",

@@ -26,24 +26,28 @@ from typing import Any
 import orjson
 
 from otel_decisions import semconv
+from otel_decisions.privacy._detect import scrub_identifiers
 from otel_decisions.privacy._keys import key_id, resolve_hmac_key
 from otel_decisions.settings import DecisionSettings
 
 _SENTINEL = semconv.REDACTION_SENTINEL
 _MAX_DEPTH = 32
 
-# Free-text patterns. Card numbers are confirmed with a Luhn check before masking.
-_EMAIL = r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}"
-_SSN = r"\b\d{3}[- ]\d{2}[- ]\d{4}\b|\b(?<!\d)\d{9}(?!\d)\b"
-_CARD = r"\b(?:\d[ -]?){12,18}\d\b"
-# Not inside a longer token: a UUID's "0591-4704-9885" is no phone number.
-_PHONE = r"(?:(?<![\w])\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)|(?<![\w-])\d{2,4})[\s.-]\d{3,4}[\s.-]\d{3,4}(?![\w-])"
-_FREE_TEXT = re.compile(f"(?P<email>{_EMAIL})|(?P<card>{_CARD})|(?P<ssn>{_SSN})|(?P<phone>{_PHONE})")
-_LIKELY = re.compile(r"@|\d{3}")
-"""Cheap pre-check: text with no '@' and no run of 3 digits cannot match any pattern."""
-
 _NUMBERS = (int, float, bool, type(None))
-_SCRUB_LABEL = {"email": "[EMAIL]", "card": "[CARD]", "ssn": "[SSN]", "phone": "[PHONE]"}
+
+
+_FORMATTING = str.maketrans("", "", " \t-.()/")
+_DIGITS = frozenset("0123456789")
+
+
+def compact_form(text: str) -> str | None:
+    """A number-bearing *text* without the spaces, dashes, dots, slashes and brackets identifiers are
+    written with ("QQ 12 34 56 C" as "QQ123456C"), when that differs and is still specific (6+
+    characters); else ``None``."""
+    compact = text.translate(_FORMATTING)
+    if compact == text or len(compact) < 6 or _DIGITS.isdisjoint(compact):
+        return None
+    return compact
 
 
 def luhn_valid(digits: str) -> bool:
@@ -233,10 +237,11 @@ class PrivacyPolicy:
         cached = self._key_cache.get(key)
         if cached is not None:
             return cached
+        snake = _snake_key(key)
         if self.mode == "denylist":
-            masked = bool(self._deny and self._deny.search(key))
+            masked = bool(self._deny and (self._deny.search(key) or (snake != key and self._deny.search(snake))))
         else:
-            masked = not (self._allow and self._allow.search(key))
+            masked = not (self._allow and (self._allow.search(key) or (snake != key and self._allow.search(snake))))
         if len(self._key_cache) < 10_000:
             self._key_cache[key] = masked
         return masked
@@ -250,8 +255,8 @@ class PrivacyPolicy:
         plan = self.key_plans.get(key)
         if plan is None:
             stored = key
-            if self.scrub_free_text and _LIKELY.search(key):
-                stored = _FREE_TEXT.sub(_replace_match, key)
+            if self.scrub_free_text:
+                stored = scrub_identifiers(key)
             plan = (stored, stored != key, self.is_masked_key(stored))
             if len(self.key_plans) < 10_000:
                 self.key_plans[key] = plan
@@ -292,6 +297,11 @@ class PrivacyRecord:
 
     # A masked value is remembered (to scrub it elsewhere) only when long enough to be specific.
     _MIN_REMEMBERED = 4
+
+    @property
+    def masked_values(self) -> frozenset[str]:
+        """The values masked so far in this record (as text, 4+ characters): scrubbed wherever they recur."""
+        return frozenset(self._masked_values)
 
     def clean_mapping(self, value: Any, path: str) -> Any:
         """Return a JSON-able copy of *value* with protected keys masked (paths recorded under *path*)."""
@@ -337,6 +347,9 @@ class PrivacyRecord:
             text = str(value)
             if len(text) >= self._MIN_REMEMBERED:
                 self._masked_values.add(text)
+                compact = compact_form(text)
+                if compact is not None:
+                    self._masked_values.add(compact)  # "QQ 12 34 56 C" is also written "QQ123456C"
 
     def scrub_tree(self, value: Any, path: str) -> Any:
         """Scrub free text in every string leaf of an already-cleaned tree."""
@@ -368,8 +381,8 @@ class PrivacyRecord:
         for secret in self._masked_values:
             if secret in text:
                 text = text.replace(secret, _SENTINEL)
-        if self._policy.scrub_free_text and _LIKELY.search(text):
-            text = _FREE_TEXT.sub(_replace_match, text)
+        if self._policy.scrub_free_text:
+            text = scrub_identifiers(text)
         return text
 
     def scrub_text(self, text: str, path: str) -> str:
@@ -472,17 +485,14 @@ def _plain_text(value: Any) -> str:
     return str(to_jsonable(value))
 
 
-def _replace_match(match: re.Match[str]) -> str:
-    kind = match.lastgroup or ""
-    if kind == "card":
-        digits = re.sub(r"\D", "", match.group(0))
-        if not (13 <= len(digits) <= 19 and luhn_valid(digits)):
-            # Not a card number; it may still contain a phone or SSN-like run.
-            return _FREE_TEXT_NO_CARD.sub(_replace_match, match.group(0))
-    return _SCRUB_LABEL.get(kind, _SENTINEL)
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_SEPARATORS = re.compile(r"[\s.\-/]+")
 
 
-_FREE_TEXT_NO_CARD = re.compile(f"(?P<email>{_EMAIL})|(?P<ssn>{_SSN})|(?P<phone>{_PHONE})")
+def _snake_key(key: str) -> str:
+    """*key* in snake_case: ``nationalInsuranceNumber``, ``client-ip`` and ``Client IP`` as
+    ``national_insurance_number``, ``client_ip`` and ``client_ip``."""
+    return _SEPARATORS.sub("_", _CAMEL.sub("_", key)).lower()
 
 
 def _compile(field: str, patterns: Iterable[str]) -> re.Pattern[str] | None:

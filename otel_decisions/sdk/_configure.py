@@ -30,8 +30,9 @@ from otel_decisions import _runtime, semconv
 from otel_decisions.capture import chain, record_checkpoint
 from otel_decisions.delivery import build_durable_processor, is_durable_span
 from otel_decisions.errors import SettingsError
+from otel_decisions.instrumentation._protect import is_scrubbed, protect_provider
 from otel_decisions.instrumentation._workers import note_setup_call
-from otel_decisions.privacy import PrivacyPolicy, scrub_span
+from otel_decisions.privacy import PrivacyPolicy, run_values, scrub_span
 from otel_decisions.settings import DecisionSettings, load_settings
 from otel_decisions.store.exporter import ClickHouseSpanExporter
 
@@ -118,7 +119,11 @@ class _PrivacyFilter(SpanProcessor):
         if scope is not None and self._excluded and scope.name.startswith(self._excluded):
             return  # e.g. the spans of Prefect's temporary server in this process (settings.excluded_scopes)
         try:
-            self._inner.on_end(scrub_span(self._policy, span))
+            if is_scrubbed(span):  # the provider's first processor scrubbed it for every exporter
+                self._inner.on_end(span)
+                return
+            run_id = (span.attributes or {}).get(semconv.PREFECT_RUN_ID)
+            self._inner.on_end(scrub_span(self._policy, span, run_values.get(run_id) if type(run_id) is str else ()))
         except Exception as exc:  # noqa: BLE001 - a run span must never fail the task or flow it describes
             if not self._warned:
                 self._warned = True
@@ -260,6 +265,7 @@ def configure(
         raise SettingsError("tracer_provider", "otel-decisions needs an opentelemetry-sdk TracerProvider")
     if settings.always_sample_decisions and not isinstance(provider.sampler, DecisionAwareSampler):
         provider.sampler = DecisionAwareSampler(provider.sampler)
+    protect_provider(provider)  # run spans scrubbed before any processor, the application's own too
 
     chosen = [*build_exporters(settings), *span_exporters]
     policy = PrivacyPolicy.from_settings(settings)
