@@ -4,9 +4,12 @@ A real ``prefect server start``; the flow (``tests/apps/matrix_flow.py:plain``, 
 served by ``flow.serve()`` or run by a process worker (``--via worker``). Recorded with the plugin,
 against a baseline measured in the same run: the same deployment with otel-decisions off, timed
 to the moment Prefect reports the flow run COMPLETED. Ratios > 1 are what recording adds before a
-compliance query can see the run.
+compliance query can see the run. Besides the end-to-end times, each run's own duration (Prefect's
+start and end time of the flow run) and the lag from its end to its decisions being queryable are
+printed: the end-to-end time also holds the runner's or worker's poll for new runs (``--poll``
+seconds; Prefect's default is 10).
 
-    python benchmarks/deployments.py [--via serve|worker] [--rounds 3]
+    python benchmarks/deployments.py [--via serve|worker] [--rounds 3] [--poll 1]
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from tests.production import (  # noqa: E402
 )
 
 K = 3
+_WALL = [0.0]  # wall-clock time of the last trigger (Prefect's run times are wall-clock)
 
 
 def _queryable(dsn: str, run_ids: list[str], t0: float, timeout_s: float = 180) -> list[float]:
@@ -79,7 +83,16 @@ def _completed(server: PrefectServer, run_ids: list[str], t0: float) -> list[flo
     return [times[r] for r in run_ids]
 
 
+def _run_window(server: PrefectServer, run_id: str) -> tuple[float, float]:
+    """Prefect's start and end time of a finished flow run (epoch seconds)."""
+    from datetime import datetime
+
+    run = server.flow_run(run_id)
+    return datetime.fromisoformat(run["start_time"]).timestamp(), datetime.fromisoformat(run["end_time"]).timestamp()
+
+
 def _trigger(name: str, env: dict[str, str], n: int) -> tuple[float, list[str]]:
+    _WALL[0] = time.time()
     t0 = time.monotonic()
     with ThreadPoolExecutor(n) as pool:
         run_ids = list(pool.map(lambda _i: run_deployment(name, env, k=K), range(n)))
@@ -90,6 +103,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--via", choices=["serve", "worker"], default="serve")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--poll", type=float, default=1.0, help="seconds between the runner's / worker's polls")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="otel-decisions-deployments-") as tmp:
         work = Path(tmp)
@@ -100,13 +114,24 @@ def main() -> None:
                 for label, plugin in (("baseline", False), ("recorded", True)):
                     side = work / label
                     side.mkdir()
-                    env = flow_env(side, server.api_url, plugin=plugin)
+                    env = flow_env(
+                        side,
+                        server.api_url,
+                        plugin=plugin,
+                        PREFECT_RUNNER_POLL_FREQUENCY=str(int(args.poll)),
+                        PREFECT_WORKER_QUERY_SECONDS=str(args.poll),
+                    )
                     if args.via == "serve":
                         processes.append(serve_matrix(env, f"bench-{label}", side / "serve.log"))
                     else:
                         deploy_to_pool(env, f"pool-{label}", f"bench-{label}", k=K)
-                        processes.append(start_background(
-                            [str(BIN / "prefect"), "worker", "start", "--pool", f"pool-{label}"], env, side / "worker.log"))
+                        processes.append(
+                            start_background(
+                                [str(BIN / "prefect"), "worker", "start", "--pool", f"pool-{label}"],
+                                env,
+                                side / "worker.log",
+                            )
+                        )
                     names[label] = (f"plain/bench-{label}", env, side)
                 for label in names:
                     server.wait_deployment(names[label][0])
@@ -122,21 +147,40 @@ def main() -> None:
                         name, env, _side = names["baseline"]
                         t0, ids = _trigger(name, env, n)
                         results.setdefault(("baseline", n), []).append(max(_completed(server, ids, t0)))
+                        windows = [_run_window(server, r) for r in ids]
+                        results.setdefault(("baseline run", n), []).append(max(e - s for s, e in windows))
                         name, env, side = names["recorded"]
                         t0, ids = _trigger(name, env, n)
+                        wall = _WALL[0]
                         results.setdefault(("completed", n), []).append(max(_completed(server, ids, t0)))
-                        results.setdefault(("queryable", n), []).append(max(_queryable(store_dsn(side), ids, t0)))
+                        queryable = _queryable(store_dsn(side), ids, t0)
+                        results.setdefault(("queryable", n), []).append(max(queryable))
+                        windows = [_run_window(server, r) for r in ids]
+                        results.setdefault(("recorded run", n), []).append(max(e - s for s, e in windows))
+                        lags = [wall + q - end for q, (_s, end) in zip(queryable, windows, strict=True)]
+                        results.setdefault(("lag", n), []).append(max(lags))
             finally:
                 for process in processes:
                     stop_group(process)
-    print(f"via {args.via}, {args.rounds} rounds, {K} decisions per flow run; seconds from `prefect deployment run` "
-          "(median of rounds; for 3 at once, until the last of them)")
-    print(f"{'runs':>5} {'baseline completed':>19} {'recorded completed':>19} {'queryable':>10} {'queryable/baseline':>19}")
+    print(
+        f"via {args.via}, poll every {args.poll:g} s, {args.rounds} rounds, {K} decisions per flow run; seconds "
+        "from `prefect deployment run` (median of rounds; for 3 at once, until the last of them)"
+    )
+    print(
+        f"{'runs':>5} {'baseline completed':>19} {'recorded completed':>19} {'queryable':>10} {'queryable/baseline':>19}"
+    )
     for n in (1, 3):
         base = statistics.median(results[("baseline", n)])
         completed = statistics.median(results[("completed", n)])
         queryable = statistics.median(results[("queryable", n)])
         print(f"{n:>5} {base:>19.2f} {completed:>19.2f} {queryable:>10.2f} {queryable / base:>18.2f}x")
+    print("the flow run itself (Prefect's start to end time) and the lag from its end to its decisions being queryable")
+    print(f"{'runs':>5} {'baseline run':>13} {'recorded run':>13} {'ratio':>6} {'end -> queryable':>17}")
+    for n in (1, 3):
+        base_run = statistics.median(results[("baseline run", n)])
+        recorded_run = statistics.median(results[("recorded run", n)])
+        lag = statistics.median(results[("lag", n)])
+        print(f"{n:>5} {base_run:>13.2f} {recorded_run:>13.2f} {recorded_run / base_run:>5.2f}x {lag:>17.2f}")
 
 
 if __name__ == "__main__":
