@@ -103,7 +103,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--via", choices=["serve", "worker"], default="serve")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--poll", type=float, default=1.0, help="seconds between the runner's / worker's polls")
+    parser.add_argument(
+        "--poll",
+        type=float,
+        default=1.0,
+        help="seconds between the worker's polls (the runner's, rounded to whole seconds)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="otel-decisions-deployments-") as tmp:
         work = Path(tmp)
@@ -118,7 +123,7 @@ def main() -> None:
                         side,
                         server.api_url,
                         plugin=plugin,
-                        PREFECT_RUNNER_POLL_FREQUENCY=str(int(args.poll)),
+                        PREFECT_RUNNER_POLL_FREQUENCY=str(max(1, round(args.poll))),
                         PREFECT_WORKER_QUERY_SECONDS=str(args.poll),
                     )
                     if args.via == "serve":

@@ -123,10 +123,21 @@ def overwrite_finished_span(span: ReadableSpan, clean: ReadableSpan) -> bool:
     dropped = getattr(span._attributes, "dropped", 0)  # noqa: SLF001 - pinned SDK layout (module docstring)
     span._name = clean._name  # noqa: SLF001
     span._attributes = frozen_attributes(dict(plain_attributes(clean._attributes)), dropped)  # noqa: SLF001
-    span._events = tuple(_items(clean._events))  # noqa: SLF001
-    span._links = tuple(_items(clean._links))  # noqa: SLF001
+    span._events = _keeping_dropped(clean._events, span._events)  # noqa: SLF001
+    span._links = _keeping_dropped(clean._links, span._links)  # noqa: SLF001
     span._status = clean._status  # noqa: SLF001
     return True
+
+
+def _keeping_dropped(items: Any, original: Any) -> Any:
+    """*items* as a tuple, or as a ``BoundedList`` carrying *original*'s dropped count when it had one."""
+    dropped = getattr(original, "dropped", 0)
+    if not dropped:
+        return tuple(_items(items))
+    bounded: BoundedList[Any] = BoundedList(None)
+    bounded.extend(_items(items))
+    bounded.dropped = dropped
+    return bounded
 
 
 def prepend_span_processor(provider: Any, processor: Any) -> bool:

@@ -39,7 +39,9 @@ DEFAULT_DENY_PATTERNS: tuple[str, ...] = (
     r"social_?security",
     r"(national|social)_?insurance",
     # ends at "_", the end or a camelCase boundary: "tinNumber" and "tin_no" are ids, "tiny_loan" is not
-    r"(^|_)(tax_?id|tin|itin|passport|national_?id|nin|nino|sin|tfn|utr|aadhaa?r|uidai|voter_?id|pesel|bsn|nir|dni|nie|nif|cpf|curp|ahv|hetu|personnummer|steuer_?id|codice_?fiscale|fiscal_?code)(_|$|(?-i:[A-Z0-9]))",
+    r"(^|_)(tax_?id|tin|itin|passport|national_?id|nin|nino|aadhaa?r|uidai|voter_?id|pesel|curp|hetu|personnummer|steuer_?id|codice_?fiscale|fiscal_?code)(_|$|(?-i:[A-Z0-9]))",
+    # short ones only alone or with a number suffix: "sin" and "sin_no" are ids, "sin_wave" is not
+    r"(^|_)(sin|tfn|utr|bsn|nir|dni|nie|nif|cpf|ahv)(_?(no|num|number|id|code))?$",
     r"(^|_)tax_?(no|num|number|file_?(no|num|number)?|code|ref(erence)?)$",
     r"(^|_)pan_?(no|num|number|card)$",
     r"driv(er|ing)_?licen[cs]e",

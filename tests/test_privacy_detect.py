@@ -41,6 +41,9 @@ POSITIVES = [
     ("call +1 555-010-4477 or (555) 014-2290", "call [PHONE] or [PHONE]"),
     ("tel +44 20 7946 0958", "tel [PHONE]"),
     ("tel +49 30 21069806", "tel [PHONE]"),
+    ("card:4111111111111111", "card:[CARD]"),
+    ("/cards/4111111111111111/charge", "/cards/[CARD]/charge"),
+    ("4111111111111111-declined", "[CARD]-declined"),
 ]
 
 
@@ -63,6 +66,8 @@ def _negatives() -> list[str]:
         "score-43d", "orchid-macaque", "decision credit.approval", "confidence 0.62 above 0.5",
         "http://127.0.0.1:4200/api", "0.0.0.0:8080", "[::1]:8123", "12:30:45",
         "retry 3 of 5 after 10 s", "42 % of 1,000 applicants", "batch 20261201-0001",
+        "81e671a9-1234-5678-9012-68fa695856dd",  # a UUID whose digit groups pass an Aadhaar checksum
+        "span 1234567890123456",  # a 16-hex id of digits only that is no card (no issuer prefix)
     ]
 
 
@@ -102,3 +107,74 @@ def test_run_span_masks_the_values_masked_for_its_run_in_every_form() -> None:
     clean = scrub_span(policy, run, values)
     assert clean.name == "kyc-[REDACTED]" and clean.attributes["prefect.run.name"] == "kyc-[REDACTED]"
     assert clean.status.description == "no match for [REDACTED] ([REDACTED]), income 52000"
+
+
+def _protected_provider():
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from otel_decisions.instrumentation._protect import protect_provider
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))  # the application's exporter, added first
+    assert protect_provider(provider)
+    return provider, memory
+
+
+def test_a_run_span_named_like_a_decision_is_still_scrubbed(captured) -> None:
+    """A Prefect task called "decision engine" makes run spans named "decision engine-..."."""
+    provider, memory = _protected_provider()
+    tracer = provider.get_tracer("prefect")
+    run_id = "01a2312a-4cd9-7f66-8a23-973890be5096"
+    span = tracer.start_span("decision engine-4111111111111111", attributes={
+        "prefect.run.type": "task", "prefect.run.id": run_id, "note": "card 4111111111111111, a@example.com"})
+    span.end()
+    (exported,) = memory.get_finished_spans()
+    assert exported.name == "decision engine-[CARD]"
+    assert exported.attributes["note"] == "card [CARD], [EMAIL]"
+    assert exported.attributes["prefect.run.id"] == run_id  # ids are never rewritten
+
+
+def test_ids_are_not_rewritten_by_a_masked_value_they_contain(captured) -> None:
+    from otel_decisions.privacy import run_values
+
+    provider, memory = _protected_provider()
+    run_id = "01a2312a-4cd9-7f66-8a23-973890be2000"
+    run_values.add([run_id], ["2000", "Quennell"])  # e.g. a masked postcode "2000"
+    span = provider.get_tracer("prefect").start_span("kyc-Quennell", attributes={
+        "prefect.run.type": "task", "prefect.run.id": run_id, "prefect.flow_run.id": run_id})
+    span.end()
+    (exported,) = memory.get_finished_spans()
+    assert exported.name == "kyc-[REDACTED]"
+    assert exported.attributes["prefect.run.id"] == run_id and exported.attributes["prefect.flow_run.id"] == run_id
+
+
+def test_a_run_whose_masked_values_did_not_all_fit_is_withheld_not_half_scrubbed(captured) -> None:
+    from otel_decisions.privacy import RunValues
+    from otel_decisions.privacy import _runs
+
+    small = RunValues(max_runs=2, max_values=3)
+    small.add(["run-a"], ["alpha-1", "bravo-2", "charlie-3", "delta-4"])
+    assert small.incomplete("run-a") and not small.incomplete("run-b")
+    small.add(["run-b"], ["echo-5"])
+    small.add(["run-c"], ["golf-7"])  # the table is full: the oldest entry is forgotten, and marked
+    assert small.incomplete("run-a") and small.get("run-c") == {"golf-7"}
+
+    provider, memory = _protected_provider()
+    original = _runs.run_values
+    try:
+        import otel_decisions.instrumentation._protect as protect
+
+        protect.run_values = small
+        span = provider.get_tracer("prefect").start_span("kyc-delta-4", attributes={
+            "prefect.run.type": "task", "prefect.run.id": "run-a", "note": "delta-4 failed"})
+        span.add_event("exception", {"exception.message": "delta-4"})
+        span.end()
+    finally:
+        protect.run_values = original
+    (exported,) = memory.get_finished_spans()
+    assert exported.name == "[REDACTED]" and dict(exported.attributes) == {
+        "prefect.run.type": "task", "prefect.run.id": "run-a"}
+    assert not exported.events

@@ -116,3 +116,24 @@ def test_a_concurrent_processor_chain_cannot_be_prepended_to() -> None:
 
     provider = TracerProvider(active_span_processor=ConcurrentMultiSpanProcessor())
     assert prepend_span_processor(provider, SpanProcessor()) is False
+
+
+def test_an_overwritten_span_keeps_its_dropped_event_count() -> None:
+    from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+
+    from otel_decisions._sdk_layout import overwrite_finished_span, prepend_span_processor
+
+    class Rewrite(SpanProcessor):
+        def on_end(self, span: ReadableSpan) -> None:
+            assert overwrite_finished_span(span, ReadableSpan(name="x", context=span.context, events=span.events))
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(span_limits=SpanLimits(max_events=2))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    prepend_span_processor(provider, Rewrite())
+    span = provider.get_tracer("layout").start_span("y")
+    for i in range(4):
+        span.add_event(f"e{i}")
+    span.end()
+    (exported,) = memory.get_finished_spans()
+    assert exported.dropped_events == 2 and [e.name for e in exported.events] == ["e2", "e3"]

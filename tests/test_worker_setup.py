@@ -77,3 +77,21 @@ def test_out_of_process_task_runners() -> None:
     assert _workers.out_of_process(ProcessPoolTaskRunner()) == "a process pool"
     assert _workers.out_of_process(DaskTaskRunner()) == "a Dask cluster"
     assert _workers.out_of_process(DaskTaskRunner(address="tcp://10.0.0.5:8786")) is None  # cannot be known here
+
+
+def test_a_guard_with_and_counts_and_its_else_branch_does_not(tmp_path: Path) -> None:
+    anded = "if __name__ == '__main__' and True:\n    _workers.note_setup_call('configure'); _workers.note_setup_call('instrument')"
+    assert _run(tmp_path, PROBE.format(setup=anded))["REPEATS"] == "False"
+    otherwise = ("if __name__ == '__main__':\n    pass\nelse:\n"
+                 "    _workers.note_setup_call('configure'); _workers.note_setup_call('instrument')")
+    # run as the main module, the else branch never runs: nothing is noted
+    assert _run(tmp_path, PROBE.format(setup=otherwise))["REPEATS"] == "None"
+
+
+def test_python_m_of_a_package_main_is_not_run_again_by_spawned_workers(tmp_path: Path) -> None:
+    package = tmp_path / "flows"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "__main__.py").write_text(PROBE.format(
+        setup="_workers.note_setup_call('configure'); _workers.note_setup_call('instrument')"))
+    assert _run(tmp_path, "", "-m", "flows") == {"REPEATS": "False", "CHILDREN": "False"}

@@ -43,26 +43,53 @@ SCRUBBED_MARK = "otel_decisions_scrubbed"
 """Set on a finished span the scrubber handled, so later processors do not scrub it again."""
 
 
+def is_built_record(span: ReadableSpan) -> bool:
+    """A decision, review or checkpoint span made by otel-decisions' recording path (built by the
+    privacy pipeline). Not a run span whose name happens to start like one: a Prefect task named
+    "decision engine" makes run spans called ``decision engine-1a2``, and those are scrubbed."""
+    if not semconv.is_decision_record(span.name):
+        return False
+    scope = span.instrumentation_scope
+    if scope is None or scope.name != semconv.INSTRUMENTATION_SCOPE:
+        return False
+    return semconv.PREFECT_RUN_TYPE not in (span.attributes or {})
+
+
 class RunSpanScrubber(SpanProcessor):
-    """The first processor of a provider: scrubs each finished non-decision span in place."""
+    """The first processor of a provider: scrubs each finished run span in place. Never raises."""
 
     def on_start(self, span: Any, parent_context: Any = None) -> None:
         return None
 
     def on_end(self, span: ReadableSpan) -> None:
-        if semconv.is_decision_record(span.name):
-            return  # built by the privacy pipeline
-        scope = span.instrumentation_scope
-        if scope is None or scope.name not in RUN_SPAN_SCOPES:
-            return  # another instrumentation's span: the application's exporters get it as it is
-        run_id: Any = None
         try:
-            run_id = (span.attributes or {}).get(semconv.PREFECT_RUN_ID)
+            scope = span.instrumentation_scope
+            if scope is None or scope.name not in RUN_SPAN_SCOPES or is_built_record(span):
+                return  # another instrumentation's span, or a record the privacy pipeline built
+            self._scrub(span)
+        except Exception:  # noqa: BLE001 - never into span.end(): the task's outcome is not ours to change
+            _withhold(span)
+
+    @staticmethod
+    def _scrub(span: ReadableSpan) -> None:
+        attributes = span.attributes or {}
+        run_id = attributes.get(semconv.PREFECT_RUN_ID)
+        run_id = run_id if type(run_id) is str else None
+        try:
             runtime = _runtime.get_runtime()
-            clean = scrub_span(runtime.privacy, span, run_values.get(run_id) if type(run_id) is str else ())
-            if clean is not span and not overwrite_finished_span(span, clean):
-                return  # another ReadableSpan implementation: the exporters' own filter scrubs it
-            setattr(span, SCRUBBED_MARK, True)  # noqa: B010 - a plain instance attribute on the SDK's copy
+            values = run_values.get(run_id)
+            if run_values.incomplete(run_id):  # some of its masked values were not kept: fail closed
+                _runtime.warn_once(
+                    "run-values-incomplete",
+                    "otel-decisions: a run had more masked values than are kept for its spans; the "
+                    "content of those spans is withheld (only the run's ids are exported).",
+                )
+                _withhold(span)
+            else:
+                clean = scrub_span(runtime.privacy, span, values)
+                if clean is not span and not overwrite_finished_span(span, clean):
+                    return  # another ReadableSpan implementation: the exporters' own filter scrubs it
+                setattr(span, SCRUBBED_MARK, True)  # noqa: B010 - a plain instance attribute on the SDK's copy
         except Exception as exc:  # noqa: BLE001 - fail closed: what could not be scrubbed is not shown
             if isinstance(exc, FieldError):
                 _runtime.warn_bad_settings(exc)
@@ -72,9 +99,8 @@ class RunSpanScrubber(SpanProcessor):
                     f"otel-decisions: a run span could not be scrubbed; its content is withheld: {exc!r}",
                 )
             _withhold(span)
-        finally:
-            if type(run_id) is str and (span.attributes or {}).get(semconv.PREFECT_RUN_TYPE) is not None:
-                run_values.discard(run_id)  # the run's span has ended: nothing else of it is scrubbed here
+        if run_id is not None and semconv.PREFECT_RUN_TYPE in attributes:
+            run_values.discard(run_id)  # the run's span has ended: nothing else of it is scrubbed here
 
     def shutdown(self) -> None:
         return None

@@ -21,6 +21,7 @@ from __future__ import annotations
 import ast
 import inspect
 import os
+import sys
 from functools import lru_cache
 from types import FrameType
 from typing import Any
@@ -64,6 +65,10 @@ def _repeats_in_children(frame: FrameType | None) -> bool:
     filename = outermost.f_code.co_filename
     if not os.path.isfile(filename):
         return False  # python -c, stdin, a notebook: a child has no main file to run again
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    spec_name = getattr(spec, "name", "") or ""
+    if spec_name == "__main__" or spec_name.endswith(".__main__"):
+        return False  # python -m pkg / python dir/: spawn does not run a package's __main__ again
     return not _in_main_guard(filename, outermost.f_lineno)
 
 
@@ -74,12 +79,16 @@ def _main_guards(filename: str) -> tuple[tuple[int, int], ...]:
         tree = ast.parse(source.read(), filename)
     ranges = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.If) and _is_main_test(node.test):
-            ranges.append((node.lineno, node.end_lineno or node.lineno))
+        if isinstance(node, ast.If) and _is_main_test(node.test) and node.body:
+            # the test line and the body (not an `else:` branch, which does run in a child)
+            ranges.append((node.lineno, node.body[-1].end_lineno or node.body[-1].lineno))
     return tuple(ranges)
 
 
 def _is_main_test(test: ast.expr) -> bool:
+    """``__name__ == "__main__"`` (either way round), also as one operand of an ``and``."""
+    if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And):
+        return any(_is_main_test(value) for value in test.values)
     if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
         return False
     sides = [test.left, test.comparators[0]]

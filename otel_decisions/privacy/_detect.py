@@ -63,7 +63,8 @@ LIKELY = re.compile(r"@|\d\d|[0-9A-Fa-f]:[0-9A-Fa-f]|[0-9A-Fa-f]{2}-[0-9A-Fa-f]{
 """Cheap pre-check: text with no '@', no two digits in a row, no hex colon and no dashed or dotted
 MAC-like group holds no identifier."""
 
-_EMAIL = r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}"
+# Bounded, and not started inside a run of address characters: linear on a 100 KB run of letters.
+_EMAIL = r"(?<![\w.%+-])[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9.\-]{1,253}\.[A-Za-z]{2,24}"
 # Not inside a longer token: a UUID's "0591-4704-9885" is no phone number.
 _PHONE = (  # not followed by more digit groups: the first groups of a card number are no phone
     r"(?:(?<![\w+])\+\d{1,3}[\s.-]?(?:\(\d{1,4}\)[\s.-]?)?\d{1,5}(?:[\s.-]\d{2,8}){1,4}(?![\w-]|[\s.]\d)"
@@ -74,6 +75,8 @@ _PHONE = (  # not followed by more digit groups: the first groups of a card numb
 )
 _PREFILTER = re.compile(
     rf"(?P<email>{_EMAIL})"
+    # ids that are not personal and whose digit groups could pass a checksum: skipped whole
+    r"|(?P<uuid>(?<![\w-])[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}(?![\w-]))"
     r"|(?P<mac>(?<![\w:.-])[0-9A-Fa-f]{2}(?P<msep>[:-])[0-9A-Fa-f]{2}(?:(?P=msep)[0-9A-Fa-f]{2}){4}(?![\w:-])"
     r"|(?<![\w.])[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}(?![\w.]))"
     r"|(?P<ipv4>(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\d))"
@@ -82,9 +85,12 @@ _PREFILTER = re.compile(
     r"|(?P<nino>(?<![\w-])(?:[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]|QQ) ?\d\d ?\d\d ?\d\d ?[A-D](?![\w-]))"
     r"|(?i:passport)(?: (?i:no\.?|number|#))?[ :#]{0,3}(?P<passport>(?=[A-Z0-9]*\d)[A-Z0-9]{6,9})\b"
     r"|(?i:ssn|social security(?: number)?|itin)\W{0,3}(?P<ssn_bare>(?<!\d)\d{9}(?!\d))"
+    r"|(?P<hexid>(?<![\w-])(?=[0-9]*[A-Fa-f])[0-9A-Fa-f]{16,}(?![\w-]))"  # trace ids, hashes (after IBANs)
     r"|(?P<ssn>(?<![\w-])\d{3}(?P<ssep>[- ])\d{2}(?P=ssep)\d{4}(?![\w-]))"
     rf"|(?P<phone>{_PHONE})"
-    r"|(?P<run>(?<![\w@./:+-])[A-Za-z]*\d[A-Za-z0-9]*(?:[ -][A-Za-z]*\d[A-Za-z0-9]*)*(?![\w@]|[.:/-]\w))"
+    # digit-bearing tokens joined by single spaces or dashes; "card:4111...", "/cards/4111.../x",
+    # "kyc-4111..." and "4111...-declined" included (a dotted number such as a version is not a run)
+    r"|(?P<run>(?<![\w@.+])[A-Za-z]*\d[A-Za-z0-9]*(?:[ -][A-Za-z]*\d[A-Za-z0-9]*)*(?![\w@]|\.\d))"
 )
 _NINO_UNUSED_PREFIX = {"BG", "GB", "KN", "NK", "NT", "TN", "ZZ"}
 _TOKEN = re.compile(r"[^ -]+")

@@ -17,6 +17,8 @@ from typing import Any
 from otel_decisions.privacy._detect import scrub_identifiers
 from otel_decisions.privacy._policy import _SENTINEL, PrivacyPolicy, valid_text
 
+_ID_KEYS = frozenset({"decision.id", "decision.review.id", "decision.chain.id", "trace_id", "span_id"})
+
 
 def _scrub_attribute_values(
     policy: PrivacyPolicy, attributes: Any, values: tuple[str, ...] = ()
@@ -25,6 +27,9 @@ def _scrub_attribute_values(
     changed = False
     out: dict[str, Any] = {}
     for key, value in (attributes or {}).items():
+        if key in _ID_KEYS or (key.startswith("prefect.") and key.endswith(".id")):
+            out[key] = value  # run, state and decision ids: not personal, and what reconcile joins on
+            continue
         # The whole key: a namespaced key such as prefect.flow.name or service.name is not a
         # person's name, while an application label such as "ssn" or "user.email" is masked.
         if policy.mode == "denylist" and policy.is_masked_key(key):

@@ -30,7 +30,7 @@ from otel_decisions import _runtime, semconv
 from otel_decisions.capture import chain, record_checkpoint
 from otel_decisions.delivery import build_durable_processor, is_durable_span
 from otel_decisions.errors import SettingsError
-from otel_decisions.instrumentation._protect import is_scrubbed, protect_provider
+from otel_decisions.instrumentation._protect import is_built_record, is_scrubbed, protect_provider
 from otel_decisions.instrumentation._workers import note_setup_call
 from otel_decisions.privacy import PrivacyPolicy, run_values, scrub_span
 from otel_decisions.settings import DecisionSettings, load_settings
@@ -110,7 +110,7 @@ class _PrivacyFilter(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         name = span.name
-        if semconv.is_decision_record(name):
+        if is_built_record(span):
             self._inner.on_end(
                 span
             )  # decision records: a refusal (e.g. the spool quota) reaches the recording call via _runtime
