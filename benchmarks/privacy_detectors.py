@@ -7,8 +7,8 @@ Candidates (each finds character spans in one string; a span is what would be ma
   as the pipeline ran them (``_LIKELY`` pre-check, then ``_FREE_TEXT.sub(_replace_match)``). The baseline
   every cost ratio is computed against.
 * ``ours``     the shipped detector, ``otel_decisions.privacy._detect``: ``find_identifiers`` gives the spans,
-  ``scrub_identifiers`` is timed (as the pipeline runs it: ``LIKELY`` pre-check included). Its span view is
-  ``find_identifiers`` behind the same ``LIKELY`` gate (what is actually masked); strings the gate skips
+  ``scrub_identifiers`` is timed (as the pipeline runs it: ``likely()`` pre-check included). Its span view is
+  ``find_identifiers`` behind the same ``likely()`` gate (what is actually masked); strings the gate skips
   although ``find_identifiers`` finds something in them are counted and shown. For A and ours the span
   view is checked to mask exactly what the production function produces (``_detect.LABELS[kind]``) on the
   whole corpus.
@@ -724,14 +724,14 @@ def _import_detect() -> tuple[types.ModuleType, str]:
 
 def build_ours() -> tuple[Detector, Callable[[str], str], str]:
     detect, how = _import_detect()
-    find, scrub, likely = detect.find_identifiers, detect.scrub_identifiers, detect.LIKELY
+    find, scrub, likely = detect.find_identifiers, detect.scrub_identifiers, detect.likely
 
-    def spans(text: str) -> list[Span]:  # what scrub_identifiers masks: LIKELY gates find_identifiers
-        return list(find(text)) if likely.search(text) else []
+    def spans(text: str) -> list[Span]:  # what scrub_identifiers masks: likely() gates find_identifiers
+        return list(find(text)) if likely(text) else []
 
     def skipped(texts: list[str]) -> list[tuple[str, list[Span]]]:
-        """Texts LIKELY lets through unscrubbed although find_identifiers finds something in them."""
-        return [(text, found) for text in texts if not likely.search(text) and (found := find(text))]
+        """Texts likely() lets through unscrubbed although find_identifiers finds something in them."""
+        return [(text, found) for text in texts if not likely(text) and (found := find(text))]
 
     _check_spans("ours", spans, scrub, detect.LABELS)
     spans.skipped = skipped  # type: ignore[attr-defined]
@@ -1119,7 +1119,7 @@ def main() -> None:
     if "ours" in detectors:
         skipped = detectors["ours"].skipped(corpus)  # type: ignore[attr-defined]
         print(
-            f"ours: {len(skipped)} corpus strings hold something find_identifiers finds but LIKELY skips"
+            f"ours: {len(skipped)} corpus strings hold something find_identifiers finds but likely() skips"
             " (scrub_identifiers returns them unmasked; the tables count what scrub_identifiers masks)"
         )
         for text, found in skipped[:5]:

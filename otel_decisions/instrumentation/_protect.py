@@ -30,7 +30,7 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
 from otel_decisions import _runtime, semconv
-from otel_decisions._sdk_layout import overwrite_finished_span, prepend_span_processor
+from otel_decisions._sdk_layout import overwrite_finished_span, prepend_span_processor, span_containers
 from otel_decisions.errors import FieldError
 from otel_decisions.privacy import run_values, scrub_span
 
@@ -38,6 +38,7 @@ logger = logging.getLogger("otel_decisions")
 
 RUN_SPAN_SCOPES = ("prefect", semconv.INSTRUMENTATION_SCOPE)
 """Instrumentation scopes of run spans: Prefect's run telemetry and the instrumentor's own."""
+_RUN_SPAN_SCOPE_SET = frozenset(RUN_SPAN_SCOPES)
 
 SCRUBBED_MARK = "otel_decisions_scrubbed"
 """Set on a finished span the scrubber handled, so later processors do not scrub it again."""
@@ -47,12 +48,10 @@ def is_built_record(span: ReadableSpan) -> bool:
     """A decision, review or checkpoint span made by otel-decisions' recording path (built by the
     privacy pipeline). Not a run span whose name happens to start like one: a Prefect task named
     "decision engine" makes run spans called ``decision engine-1a2``, and those are scrubbed."""
-    if not semconv.is_decision_record(span.name):
-        return False
     scope = span.instrumentation_scope
-    if scope is None or scope.name != semconv.INSTRUMENTATION_SCOPE:
+    if scope is None or scope.name != semconv.INSTRUMENTATION_SCOPE or not semconv.is_decision_record(span.name):
         return False
-    return semconv.PREFECT_RUN_TYPE not in (span.attributes or {})
+    return semconv.PREFECT_RUN_TYPE not in span_containers(span)[0]
 
 
 class RunSpanScrubber(SpanProcessor):
@@ -64,7 +63,7 @@ class RunSpanScrubber(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         try:
             scope = span.instrumentation_scope
-            if scope is None or scope.name not in RUN_SPAN_SCOPES or is_built_record(span):
+            if scope is None or scope.name not in _RUN_SPAN_SCOPE_SET or is_built_record(span):
                 return  # another instrumentation's span, or a record the privacy pipeline built
             self._scrub(span)
         except Exception:  # noqa: BLE001 - never into span.end(): the task's outcome is not ours to change
