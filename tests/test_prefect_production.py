@@ -55,6 +55,15 @@ def _check_accounted(server: PrefectServer, env: dict[str, str], work: Path, run
     assert (row["captured"], row["stored"], row["missing"]) == (k, k, 0), row
 
 
+def _check_unaccounted(server: PrefectServer, env: dict[str, str], work: Path, run_id: str, task_runs: int,
+                       unaccounted: list[str]):
+    """The run finished, and reconcile lists exactly *unaccounted* (task names, sorted) and exits 1."""
+    assert server.wait_finished(run_id) == "COMPLETED"
+    report = wait_for_reconcile(run_id, env, store_dsn(work), task_runs, accounted=False)
+    assert report.exit_code == 1 and report.names("unaccounted") == unaccounted, report.rows
+    return report
+
+
 @pytest.mark.parametrize(
     ("mode", "k", "setup"),
     [
@@ -86,10 +95,7 @@ def test_setup_in_main_cannot_reach_pool_workers_and_reconcile_lists_what_they_r
     env = flow_env(tmp_path, server.api_url, plugin=False)
     run_id, output = run_flow_script(mode, 4, env, "--setup-in-main")
     assert output.count(UNRECORDED_WORKERS) == 1, output[-3000:]
-    assert server.wait_finished(run_id) == "COMPLETED"
-    report = wait_for_reconcile(run_id, env, store_dsn(tmp_path), 5, accounted=False)
-    assert report.exit_code == 1
-    assert report.names("unaccounted") == ["score"] * 4
+    report = _check_unaccounted(server, env, tmp_path, run_id, 5, ["score"] * 4)
     assert report.names("instrumented") == ["prepare"] and not report.ids("recorded")
 
 
@@ -108,9 +114,7 @@ def test_flow_serve_and_prefect_deployment_run(server: PrefectServer, tmp_path: 
         if plugin:
             _check_accounted(server, env, tmp_path, run_id, "plain", 3)
         else:
-            assert server.wait_finished(run_id) == "COMPLETED"
-            report = wait_for_reconcile(run_id, env, store_dsn(tmp_path), 6, accounted=False)
-            assert report.exit_code == 1 and report.names("unaccounted") == ["prepare"] * 3 + ["score"] * 3
+            _check_unaccounted(server, env, tmp_path, run_id, 6, ["prepare"] * 3 + ["score"] * 3)
     finally:
         stop_group(serving)
     text = log.read_text()
@@ -135,9 +139,7 @@ def test_process_work_pool_and_prefect_worker_start(server: PrefectServer, tmp_p
         if setup != "none":
             _check_accounted(server, env, tmp_path, run_id, "plain", 4)
         else:
-            assert server.wait_finished(run_id) == "COMPLETED"
-            report = wait_for_reconcile(run_id, env, store_dsn(tmp_path), 8, accounted=False)
-            assert report.exit_code == 1 and report.names("unaccounted") == ["prepare"] * 4 + ["score"] * 4
+            _check_unaccounted(server, env, tmp_path, run_id, 8, ["prepare"] * 4 + ["score"] * 4)
     finally:
         stop_group(worker)
     text = log.read_text()

@@ -103,9 +103,14 @@ def _in_main_guard(filename: str, lineno: int | None) -> bool:
     return any(start <= lineno <= end for start, end in _main_guards(filename))
 
 
+def plugin_switched_off() -> bool:
+    """Whether ``OTEL_DECISIONS_PREFECT_PLUGIN`` turns the installed plugin off in this process."""
+    return os.environ.get(PLUGIN_DISABLE_ENV, "").strip().lower() in _OFF
+
+
 def plugin_reaches_children() -> bool:
     """Whether processes started from this one load the Prefect plugin (they inherit its settings)."""
-    if os.environ.get(PLUGIN_DISABLE_ENV, "").strip().lower() in _OFF:
+    if plugin_switched_off():
         return False
     from prefect.settings import get_current_settings
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from prefect._internal.plugins.manager import register_hook
 
-from otel_decisions.instrumentation._workers import PLUGIN_DISABLE_ENV
+from otel_decisions.instrumentation._workers import plugin_switched_off
 
 PREFECT_PLUGIN_API_REQUIRES = ">=0.1,<1"
 """The Prefect plugin API versions this hook was written and tested against."""
@@ -52,7 +52,7 @@ def setup_environment(*, ctx: Any) -> Any:
     """Configure otel-decisions and instrument Prefect in this process (skipped in Prefect's server)."""
     from prefect._internal.plugins.spec import SetupResult
 
-    if os.environ.get(PLUGIN_DISABLE_ENV, "").strip().lower() in ("0", "false", "no", "off"):
+    if plugin_switched_off():
         return None
     if is_prefect_server_process():
         return None
