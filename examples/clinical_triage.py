@@ -46,6 +46,10 @@ REFERRAL_CONFIDENCE = 0.9
 """Below this confidence the case is referred to a clinician."""
 REGULATIONS = ("HIPAA-164.312(b)", "EU-AI-Act-Art14", "GDPR-22")
 RETENTION_CLASS = "hipaa-6y"
+LEGAL_BASIS = "consent"
+"""GDPR Art. 22(2)(c) with Art. 22(4) / 9(2)(a): the patient's explicit consent to automated triage."""
+DATA_SOURCES = ("pathology-lab", "patient-record")
+DATASET_VERSIONS = ("wdbc@sklearn-1.0",)
 OPTIONS = ("routine", "urgent", "refer")
 CLINICIANS = ("dr-okafor", "dr-lindqvist", "dr-moreau")
 
@@ -131,6 +135,9 @@ def triage_cases(trained: dict[str, Any], n: int | None, seed: int) -> dict[str,
             regulations=REGULATIONS,
             retention_class=RETENTION_CLASS,
             segment=patient["age_band"],
+            legal_basis=LEGAL_BASIS,
+            data_sources=DATA_SOURCES,
+            dataset_versions=DATASET_VERSIONS,
         )
         if refer:
             # Ids and the pathology result the clinician will see; no identifiers leave the task.

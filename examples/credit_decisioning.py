@@ -9,8 +9,11 @@ What it shows, using only the public ``otel_decisions`` API:
 - per applicant: outcome, confidence, score and the threshold in force, the top four principal
   reasons from the model's own feature contributions (coefficient x standardised value), mapped to
   Reg B style reason texts, the model and policy version, regulations and retention class;
-- about 10% of applications routed to a challenger model version (not yet approved, and whose
-  pipeline records no rationale: the catalogue's governance queries find both);
+- about 10% of applications routed to a challenger model version (not yet approved, whose
+  pipeline records no rationale, no GDPR 22(2) legal basis, and ends its denial reasons on a vague
+  catch-all: the catalogue's governance queries find all four);
+- adverse-action notices recorded with :func:`otel_decisions.record_notice` for automated denials
+  (every 10th still in the letter service's backlog), data sources and dataset versions on each decision;
 - borderline scores (|p - 0.5| < 0.1) require a human review; a second flow run is the review
   queue, where analysts confirm or override the model with :func:`otel_decisions.record_review`;
 - idempotent decision ids: a scoring task whose notice step fails once is retried by Prefect
@@ -61,7 +64,15 @@ THRESHOLD = 0.5
 REVIEW_BAND = 0.1
 """Scores within this distance of the threshold go to a human."""
 CHALLENGER_SHARE = 0.1
-REGULATIONS = ("ECOA-RegB-1002.9", "FINRA-4511")
+REGULATIONS = ("ECOA-RegB-1002.9", "FINRA-4511", "GDPR-22")
+DATA_SOURCES = ("application-form", "credit-bureau")
+DATASET_VERSIONS = ("bureau-extract@2026-11-30", "training-set@2026-10")
+LEGAL_BASIS = "contract"
+"""GDPR Art. 22(2)(a): deciding the application is necessary for the credit contract. The challenger pipeline
+does not record a basis yet (the automated_without_legal_basis query finds it)."""
+CHALLENGER_CATCH_ALL_REASON = "Does not meet our internal standards"
+NOTICE_BACKLOG = 10
+"""Every 10th automated denial's notice is still in the letter service's backlog (adverse_action_notices)."""
 RETENTION_CLASS = "finra-6y"
 OUTCOMES = ("approve", "deny")
 BATCH_SIZE = 100
@@ -216,11 +227,17 @@ def _decision_id(run_key: str, applicant_id: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"credit-decision:{run_key}:{applicant_id}"))
 
 
-def _send_adverse_action_notices(run_key: str, batch_no: int, denials: int) -> None:
-    """Stand-in for the notice service; it times out once on the first batch of each run."""
-    if batch_no == 0 and denials and run_key not in _flaky_notice_runs:
+def _send_adverse_action_notices(run_key: str, batch_no: int, denied: Sequence[str]) -> None:
+    """Stand-in for the notice service (it times out once on the first batch of each run): each automated
+    denial's Reg B notice goes out by mail and is recorded with :func:`otel_decisions.record_notice`."""
+    if batch_no == 0 and denied and run_key not in _flaky_notice_runs:
         _flaky_notice_runs.add(run_key)
         raise TimeoutError("adverse action notice service timed out (transient)")
+    for position, decision_id in enumerate(denied):
+        if position % NOTICE_BACKLOG == NOTICE_BACKLOG - 1:
+            continue  # still in the letter service's backlog
+        otel_decisions.record_notice(decision_id, channel="mail", sent_by="notice-service",
+                                     reference=f"AAN-{decision_id[:8]}")
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=0)
@@ -233,6 +250,7 @@ def score_applications(models: dict[str, Pipeline], applications: list[dict[str,
     x = _matrix(applications)
     queue: list[dict[str, Any]] = []
     denials = 0
+    denied: list[str] = []
     for i, app in enumerate(applications):
         version = CHALLENGER_VERSION if _routed_to_challenger(app["applicant_id"]) else CHAMPION_VERSION
         model = models[version]
@@ -240,6 +258,9 @@ def score_applications(models: dict[str, Pipeline], applications: list[dict[str,
         outcome = "approve" if p_approve >= THRESHOLD else "deny"
         borderline = abs(p_approve - THRESHOLD) < REVIEW_BAND
         reasons = _reasons(model, x[i], adverse=outcome == "deny")
+        if version == CHALLENGER_VERSION and outcome == "deny":
+            # the challenger's notice template still ends on a catch-all (reason_quality finds it)
+            reasons = [*reasons[:3], CHALLENGER_CATCH_ALL_REASON]
         rationale = None
         if version == CHAMPION_VERSION:  # the challenger pipeline does not yet produce a rationale
             rationale = (f"P(approve)={p_approve:.3f} against threshold {THRESHOLD:.2f}: {outcome}. "
@@ -267,13 +288,18 @@ def score_applications(models: dict[str, Pipeline], applications: list[dict[str,
             regulations=REGULATIONS,
             retention_class=RETENTION_CLASS,
             segment=app["age_band"],
+            legal_basis=LEGAL_BASIS if version == CHAMPION_VERSION else None,
+            data_sources=DATA_SOURCES,
+            dataset_versions=DATASET_VERSIONS,
         )
         denials += outcome == "deny"
+        if outcome == "deny" and not borderline:
+            denied.append(decision.id)
         if borderline:
             # The queue holds ids only (flow parameters are stored by Prefect: no personal data).
             queue.append({"decision_id": decision.id, "outcome": outcome, "p_approve": round(p_approve, 4),
                           "verified_creditworthy": _verified_creditworthy(app["applicant_id"], x[i])})
-    _send_adverse_action_notices(run_key, batch_no, denials)
+    _send_adverse_action_notices(run_key, batch_no, denied)
     return {"review_queue": queue, "denials": denials}
 
 

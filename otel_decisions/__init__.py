@@ -8,29 +8,41 @@ the task::
     otel_decisions.configure()                       # settings: OTEL_DECISIONS_* / keywords
     otel_decisions.PrefectInstrumentor().instrument()
 
-Explicit capture inside a task: :func:`record_decision`, :func:`decision`, :func:`record_review`.
+Explicit capture inside a task: :func:`record_decision`, :func:`decision`, :func:`record_review`; later
+facts about a decision: :func:`record_correction`, :func:`record_notice`.
 """
 
 from __future__ import annotations
 
 from otel_decisions._version import __version__
-from otel_decisions.capture import Decision, decision, record_decision, record_review
+from otel_decisions.capture import (
+    Decision,
+    decision,
+    record_correction,
+    record_decision,
+    record_notice,
+    record_review,
+)
 from otel_decisions.instrumentation import PrefectInstrumentor
 from otel_decisions.sdk import configure, force_flush, shutdown
-from otel_decisions.semconv import Automation, ReviewAction
+from otel_decisions.semconv import Automation, EventType, LegalBasis, ReviewAction
 from otel_decisions.settings import DecisionSettings
 
 __all__ = [
     "Automation",
     "Decision",
     "DecisionSettings",
+    "EventType",
+    "LegalBasis",
     "PrefectInstrumentor",
     "ReviewAction",
     "__version__",
     "configure",
     "decision",
     "force_flush",
+    "record_correction",
     "record_decision",
+    "record_notice",
     "record_review",
     "shutdown",
 ]

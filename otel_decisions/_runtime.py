@@ -34,6 +34,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from otel_decisions import semconv
 from otel_decisions._version import __version__
 from otel_decisions.privacy import PrivacyPolicy
+from otel_decisions.retention import RetentionPolicy
 from otel_decisions.settings import DecisionSettings, load_settings
 
 logger = logging.getLogger("otel_decisions")
@@ -45,6 +46,7 @@ class Runtime:
 
     settings: DecisionSettings
     privacy: PrivacyPolicy
+    retention: RetentionPolicy
     tracer_provider: trace.TracerProvider
     tracer: trace.Tracer
     configured: bool
@@ -86,6 +88,7 @@ def make_runtime(
     return Runtime(
         settings=settings,
         privacy=policy or PrivacyPolicy.from_settings(settings),
+        retention=RetentionPolicy.from_settings(settings.retention_policy),
         tracer_provider=provider,
         tracer=tracer,
         configured=configured,

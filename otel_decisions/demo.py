@@ -145,6 +145,7 @@ def run_demo(
     if applicants < 1:
         raise OtelDecisionsError(f"--applicants must be at least 1, got {applicants}")
     started = time.perf_counter()
+    started_at = datetime.now(UTC)
     fresh = dsn is None
     settings = load_settings(dsn=dsn)
     if fresh:
@@ -218,6 +219,11 @@ def run_demo(
         progress.update(bar, description="Delivering decisions to ClickHouse")
         otel_decisions.force_flush(120_000)
         progress.advance(bar)
+        if exporter == "clickhouse":  # over OTLP the rows arrive later; the records steps need them
+            lifecycle_steps = _records_management(client, started_at)
+            otel_decisions.force_flush(120_000)
+        else:
+            lifecycle_steps = {}
 
     recorded = sum(c.get("decisions", 0) for c in counts.values())
     stored = _count(client, "decisions", "decision_id") - stored_before
@@ -237,6 +243,10 @@ def run_demo(
     from otel_decisions.store.client import redact_dsn
 
     write_report(client, report_path, database=redact_dsn(dsn))
+    from otel_decisions.lifecycle import log_access
+
+    log_access(client, command="report", parameters={"path": str(report_path)}, export_format="html")
+    counts["records_management"] = lifecycle_steps
     result = DemoResult(
         dsn=dsn,
         report_path=report_path,
@@ -249,6 +259,59 @@ def run_demo(
     return result
 
 
+DEMO_ERASURE_REQUEST = "DSR-DEMO-0001"
+"""The demo's erasure request reference (``query run erasure_outcome --param request=DSR-DEMO-0001``)."""
+
+
+def _records_management(client: Any, started_at: datetime) -> dict[str, int]:
+    """What the records, model-risk and privacy teams do with the run's decisions, through the public API:
+    an underwriter's correction, a legal hold on a complainant, an incident on the challenger model and a
+    data subject's erasure request (kept: the FINRA obligation applies)."""
+    import otel_decisions
+    from otel_decisions._runtime import get_runtime
+    from otel_decisions.lifecycle import erase_subject, open_incident, place_hold
+
+    examples = load_example("credit_decisioning")
+    denied = client.query(
+        "SELECT decision_id, subject_id, JSONExtractInt(inputs, 'employment_years') FROM decisions FINAL "
+        "WHERE decision_type = {t:String} AND outcome = 'deny' AND timestamp >= {since:DateTime64(3)} "
+        "ORDER BY timestamp, decision_id LIMIT 2",
+        parameters={"t": examples.DECISION_TYPE, "since": started_at.replace(tzinfo=None)},
+    ).result_rows
+    steps = {"corrections": 0, "holds": 0, "incidents": 0, "erasures": 0}
+    if denied:
+        decision_id, subject, years = denied[0]
+        otel_decisions.record_correction(
+            decision_id,
+            field="inputs.employment_years",
+            original=years,
+            value=int(years) + 4,
+            corrected_by="underwriter-02",
+            reason="employment letter shows four more years with the same employer",
+            reference="UW-DEMO-17",
+        )
+        place_hold(
+            client, "subject", [subject], reason="complaint about a denial", reference="CFPB-DEMO-1", actor="legal-01"
+        )
+        steps.update(corrections=1, holds=1)
+        other = denied[-1][1]
+        erase_subject(
+            client, other, request=DEMO_ERASURE_REQUEST, actor="dpo-01", key=get_runtime().privacy.signing_key
+        )  # the key the demo's records are signed with
+        steps["erasures"] = 1
+    open_incident(
+        client,
+        "challenger scores drift after the bureau extract changed",
+        examples.MODEL_NAME,
+        examples.CHALLENGER_VERSION,
+        actor="model-risk-committee",
+        reference="INC-DEMO-3",
+        opened_at=started_at - timedelta(minutes=1),
+    )
+    steps["incidents"] = 1
+    return steps
+
+
 def _count(client: Any, table: str, key: str) -> int:
     return int(client.command(f"SELECT uniqExact({key}) FROM {table}"))
 
@@ -257,10 +320,19 @@ def _print_summary(console: Any, client: Any) -> None:
     from rich.table import Table
 
     from otel_decisions.catalogue import run_query
+    from otel_decisions.lifecycle import log_access
 
     console.rule("[bold]Compliance summary")
     for name, title, wanted, limit in SUMMARY_QUERIES:
         result = run_query(client, name)
+        log_access(
+            client,
+            command="demo summary",
+            query_name=name,
+            parameters=result.parameters,
+            columns=result.columns,
+            rows=result.rows,
+        )
         columns = [c for c in wanted if c in result.columns] or result.columns[:6]
         index = [result.columns.index(c) for c in columns]
         shown = min(limit, len(result.rows))

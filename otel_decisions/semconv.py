@@ -21,14 +21,17 @@ DECISION_SPAN_PREFIX: Final = "decision "
 REVIEW_SPAN_NAME: Final = "decision.review"
 CHECKPOINT_SPAN_NAME: Final = "decision.integrity.checkpoint"
 """A signed checkpoint of a hash chain's head (chain, seq, hash), recorded at flow ends and flushes."""
+EVENT_SPAN_NAME: Final = "decision.event"
+"""A later fact about a decision that is not a review: a correction, an adverse-action notice sent."""
 
 
 class RecordKind(str, Enum):
-    """The three kinds of span that are decision records (kept durably, always sampled, never TTL'd)."""
+    """The kinds of span that are decision records (kept durably, always sampled, never TTL'd)."""
 
     DECISION = "decision"
     REVIEW = "review"
     CHECKPOINT = "checkpoint"
+    EVENT = "event"
 
 
 def record_kind(span_name: str) -> RecordKind | None:
@@ -43,11 +46,13 @@ def record_kind(span_name: str) -> RecordKind | None:
         return RecordKind.REVIEW
     if span_name == CHECKPOINT_SPAN_NAME:
         return RecordKind.CHECKPOINT
+    if span_name == EVENT_SPAN_NAME:
+        return RecordKind.EVENT
     return None
 
 
 def is_decision_record(span_name: str) -> bool:
-    """A decision, review or checkpoint span."""
+    """A decision, review, event or checkpoint span."""
     return record_kind(span_name) is not None
 
 
@@ -56,14 +61,18 @@ def _sql_text(value: str) -> str:
 
 
 def record_sql(*kinds: RecordKind, column: str = "SpanName") -> str:
-    """The SQL form of :func:`record_kind` on a span-name column: true for the given kinds (default all three)."""
+    """The SQL form of :func:`record_kind` on a span-name column: true for the given kinds (default all)."""
     chosen = kinds or tuple(RecordKind)
     parts = []
     if RecordKind.DECISION in chosen:
         parts.append(f"startsWith({column}, {_sql_text(DECISION_SPAN_PREFIX)})")
     names = [
         name
-        for kind, name in ((RecordKind.REVIEW, REVIEW_SPAN_NAME), (RecordKind.CHECKPOINT, CHECKPOINT_SPAN_NAME))
+        for kind, name in (
+            (RecordKind.REVIEW, REVIEW_SPAN_NAME),
+            (RecordKind.CHECKPOINT, CHECKPOINT_SPAN_NAME),
+            (RecordKind.EVENT, EVENT_SPAN_NAME),
+        )
         if kind in chosen
     ]
     if len(names) == 1:
@@ -109,6 +118,20 @@ DECISION_PSEUDONYM_KEY_ID: Final = "decision.pseudonym.key_id"
 """Identifier of the HMAC key that produced the pseudonyms and the inputs digest."""
 DECISION_SEGMENT: Final = "decision.segment"
 """Optional cohort label (e.g. an age band) used by fairness queries; never a raw identifier."""
+DECISION_RETENTION_UNTIL: Final = "decision.retention.until"
+"""Date (``YYYY-MM-DD``, UTC) until which the record must be kept: the longest period that applies."""
+DECISION_RETENTION_BASIS: Final = "decision.retention.basis"
+"""The obligation that sets ``retain_until`` (e.g. FINRA Rule 4511(b)), or the internal policy."""
+DECISION_RETENTION_OBLIGATION: Final = "decision.retention.obligation"
+"""Whether the law requires keeping the record until ``retain_until`` (an erasure request keeps it then)."""
+DECISION_RETENTION_POLICY: Final = "decision.retention.policy"
+"""Id of the retention policy (its rules' digest) that computed ``retain_until``."""
+DECISION_LEGAL_BASIS: Final = "decision.legal_basis"
+"""GDPR Art. 22(2) basis of a solely automated decision with significant effects (see :class:`LegalBasis`)."""
+DECISION_DATA_SOURCES: Final = "decision.data_sources"
+"""The data sources the decision used (e.g. ``credit-bureau``, ``application-form``)."""
+DECISION_DATASET_VERSIONS: Final = "decision.dataset_versions"
+"""Versions of the datasets or reference data used (e.g. ``bureau-extract@2026-11-30``)."""
 
 # --- review attributes (span ``decision.review``) ---------------------------
 DECISION_REVIEW_ID: Final = "decision.review.id"
@@ -119,6 +142,24 @@ DECISION_REVIEW_ORIGINAL_OUTCOME: Final = "decision.review.original_outcome"
 DECISION_REVIEW_NEW_OUTCOME: Final = "decision.review.new_outcome"
 DECISION_REVIEW_DECIDED_AT: Final = "decision.review.decision_time_unix_nano"
 """When the reviewed decision was made (ns since epoch) if known: lets queries time a review."""
+
+# --- event attributes (span ``decision.event``) -----------------------------
+DECISION_EVENT_ID: Final = "decision.event.id"
+DECISION_EVENT_TYPE: Final = "decision.event.type"
+"""``correction`` or ``notice`` (see :class:`EventType`)."""
+DECISION_EVENT_ACTOR_ID: Final = "decision.event.actor.id"
+"""HMAC pseudonym of who made the correction or sent the notice."""
+DECISION_EVENT_REASON: Final = "decision.event.reason"
+DECISION_EVENT_FIELD: Final = "decision.event.field"
+"""The corrected field: a decision field (``outcome``, ``reasons``, ...) or ``inputs.<key>``."""
+DECISION_EVENT_ORIGINAL_VALUE: Final = "decision.event.original_value"
+DECISION_EVENT_NEW_VALUE: Final = "decision.event.new_value"
+DECISION_EVENT_CHANNEL: Final = "decision.event.channel"
+"""How a notice went out: ``mail``, ``email``, ``portal``, ..."""
+DECISION_EVENT_REFERENCE: Final = "decision.event.reference"
+"""A reference outside this record: the notice letter's id, the ticket of a correction."""
+DECISION_EVENT_EFFECTIVE_AT: Final = "decision.event.effective_at_unix_nano"
+"""When the fact took effect (a notice's sending time), ns since epoch; defaults to the recording time."""
 
 # --- flow summary (on the flow-run span) ------------------------------------
 DECISION_FLOW_CAPTURED: Final = "decision.flow.captured"
@@ -162,6 +203,26 @@ class ReviewAction(str, Enum):
     ESCALATE = "escalate"
     REJECT = "reject"
     COMMENT = "comment"
+
+
+class LegalBasis(str, Enum):
+    """GDPR Art. 22(2): why a solely automated decision with significant effects is allowed."""
+
+    CONTRACT = "contract"
+    """Art. 22(2)(a): necessary for entering into or performing a contract with the subject."""
+    LAW = "law"
+    """Art. 22(2)(b): authorised by Union or Member State law."""
+    CONSENT = "consent"
+    """Art. 22(2)(c): the subject's explicit consent."""
+
+
+class EventType(str, Enum):
+    """What a ``decision.event`` records."""
+
+    CORRECTION = "correction"
+    """A field of the decision was wrong (an input, the outcome): the new value, never an UPDATE."""
+    NOTICE = "notice"
+    """An adverse-action (or Art. 22) notice went out to the subject."""
 
 
 class DecisionSource(str, Enum):
@@ -212,6 +273,13 @@ DECISION_ATTRIBUTES: Final[dict[str, tuple[str, str]]] = {
     DECISION_SOURCE: ("string", "auto / explicit / decorator"),
     DECISION_PSEUDONYM_KEY_ID: ("string", "id of the HMAC key used for pseudonyms and digest"),
     DECISION_SEGMENT: ("string", "optional cohort label for fairness queries"),
+    DECISION_RETENTION_UNTIL: ("date", "keep until this day (UTC): the longest retention period that applies"),
+    DECISION_RETENTION_BASIS: ("string", "the obligation behind `retention.until` (e.g. FINRA Rule 4511(b))"),
+    DECISION_RETENTION_OBLIGATION: ("bool", "the law requires keeping it until then (erasure keeps it)"),
+    DECISION_RETENTION_POLICY: ("string", "id of the retention policy that computed `retention.until`"),
+    DECISION_LEGAL_BASIS: ("string", "GDPR 22(2) basis of a solely automated decision: contract / law / consent"),
+    DECISION_DATA_SOURCES: ("string[]", "data sources used"),
+    DECISION_DATASET_VERSIONS: ("string[]", "dataset or reference-data versions used"),
     GEN_AI_REQUEST_MODEL: ("string", "official OTel key, mirrors `decision.model.name`"),
     GEN_AI_PROVIDER_NAME: ("string", "official OTel key, mirrors `decision.model.provider`"),
     PREFECT_FLOW_RUN_ID: ("string", "Prefect flow run id"),
@@ -230,4 +298,19 @@ REVIEW_ATTRIBUTES: Final[dict[str, tuple[str, str]]] = {
     DECISION_REVIEW_NEW_OUTCOME: ("string", "outcome after the review (override)"),
     DECISION_REVIEW_DECIDED_AT: ("int", "when the reviewed decision was made, ns since epoch"),
     DECISION_PSEUDONYM_KEY_ID: ("string", "id of the HMAC key used for the reviewer pseudonym"),
+}
+
+EVENT_ATTRIBUTES: Final[dict[str, tuple[str, str]]] = {
+    DECISION_ID: ("string", "the decision the event is about (plus a span link to it)"),
+    DECISION_EVENT_ID: ("string", "UUID of the event; its deduplication key"),
+    DECISION_EVENT_TYPE: ("string", "correction / notice"),
+    DECISION_EVENT_ACTOR_ID: ("string", "HMAC pseudonym of who corrected or sent it"),
+    DECISION_EVENT_REASON: ("string", "why, scrubbed"),
+    DECISION_EVENT_FIELD: ("string", "corrected field: a decision field or `inputs.<key>`"),
+    DECISION_EVENT_ORIGINAL_VALUE: ("string", "the field's value before (JSON unless text), masked"),
+    DECISION_EVENT_NEW_VALUE: ("string", "the field's value after (JSON unless text), masked"),
+    DECISION_EVENT_CHANNEL: ("string", "how a notice went out: mail / email / portal / ..."),
+    DECISION_EVENT_REFERENCE: ("string", "notice letter id, ticket, case reference"),
+    DECISION_EVENT_EFFECTIVE_AT: ("int", "when it took effect (a notice's sending time), ns since epoch"),
+    DECISION_PSEUDONYM_KEY_ID: ("string", "id of the HMAC key used for the actor pseudonym"),
 }

@@ -202,6 +202,10 @@ class DecisionSettings(BaseSettings):
         default=None,
         description="Key for subject/reviewer pseudonyms and the inputs digest. Unset: a random key is generated once in data_dir/hmac.key.",
     )
+    retention_policy: dict[str, Any] = Field(
+        default_factory=dict,
+        description='Retention rules added to or replacing the built-in ones, as JSON: {"class": {"period": "7y", "basis": "...", "obligation": true, "regulations": ["TAG"]}} or {"class": "18m"}.',
+    )
     max_value_length: int = Field(
         default=4096,
         ge=64,
@@ -323,6 +327,17 @@ class DecisionSettings(BaseSettings):
                 f"unsupported DSN {value!r}: use chdb:///path/to/dir for the embedded database "
                 "or http(s)://user:password@host:port/database for a ClickHouse server"
             )
+        return value
+
+    @field_validator("retention_policy")
+    @classmethod
+    def _valid_retention(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from otel_decisions.retention import RetentionPolicy
+
+        try:
+            RetentionPolicy.from_settings(value)
+        except SettingsError as exc:
+            raise ValueError(f"{exc.field}: {exc.problem}") from None
         return value
 
     @field_validator("privacy_allow_patterns")

@@ -16,7 +16,13 @@ every stored attribute. Verification has three parts:
 3. the signed checkpoints (``decision.integrity.checkpoint`` spans, recorded at every flow run's
    end, on ``force_flush()`` and at shutdown): each names a chain head (seq, hash) under an HMAC of
    the pseudonym key, so records deleted from the *end* of a chain are found too, and a checkpoint
-   forged without the key, or claiming another key than its chain's records, is reported.
+   forged without the key, or claiming another key than its chain's records, is reported;
+4. disposals and erasures (:mod:`otel_decisions.lifecycle`): each removed link left a tombstone
+   (its chain, seq, hash and prev_hash) under a signed operation record, so the walk in 1 takes the
+   tombstone in the record's place (no false "missing" after an authorised removal, the links
+   around it still check), and an operation whose tombstones do not match its digest or signature,
+   or tombstones without an operation, are reported (``forged_removal``). A record deleted without
+   a tombstone is still a gap.
 
 Limits: records deleted after a chain's last checkpoint (the decisions since the last flow end
 in a process that then died) leave no trace; a verifier without the chain's key checks the
@@ -37,21 +43,29 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from otel_decisions import semconv
-from otel_decisions.integrity import chain_material, checkpoint_material, record_digest, signature_valid
+from otel_decisions.integrity import (
+    chain_material,
+    checkpoint_material,
+    links_digest,
+    operation_material,
+    record_digest,
+    signature_valid,
+)
 from otel_decisions.privacy import key_id
 from otel_decisions.store import schema
 from otel_decisions.store.errors import store_error
 
 _RECORD_PREDICATE = (
-    f"{semconv.record_sql(semconv.RecordKind.DECISION, semconv.RecordKind.REVIEW)} "
+    f"{semconv.record_sql(semconv.RecordKind.DECISION, semconv.RecordKind.REVIEW, semconv.RecordKind.EVENT)} "
     f"AND SpanAttributes['{semconv.DECISION_INTEGRITY_HASH}'] != ''"
 )
 
 _CHAIN_SQL = f"""
 SELECT SpanAttributes['{semconv.DECISION_INTEGRITY_CHAIN}'] AS chain,
        toInt64OrZero(SpanAttributes['{semconv.DECISION_INTEGRITY_SEQ}']) AS seq,
-       any(if(SpanName = '{semconv.REVIEW_SPAN_NAME}', SpanAttributes['{semconv.DECISION_REVIEW_ID}'],
-              SpanAttributes['{semconv.DECISION_ID}'])),
+       any(multiIf(SpanName = '{semconv.REVIEW_SPAN_NAME}', SpanAttributes['{semconv.DECISION_REVIEW_ID}'],
+                   SpanName = '{semconv.EVENT_SPAN_NAME}', SpanAttributes['{semconv.DECISION_EVENT_ID}'],
+                   SpanAttributes['{semconv.DECISION_ID}'])),
        any(toUnixTimestamp64Nano(Timestamp)),
        any(SpanAttributes),
        uniqExact(SpanId),
@@ -60,6 +74,26 @@ FROM otel_traces
 WHERE {_RECORD_PREDICATE}
 GROUP BY chain, seq
 ORDER BY chain, seq
+"""
+
+_TOMBSTONE_SQL = """
+SELECT chain, seq, any(hash), any(prev_hash), any(record_id), any(operation_id), uniqExact(hash)
+FROM lifecycle_records
+WHERE action = 'deleted' AND chain != ''
+GROUP BY chain, seq
+ORDER BY chain, seq
+"""
+
+_OPERATIONS_SQL = """
+SELECT o.operation_id, o.kind, o.digest, o.signature, o.key_id, o.deleted, o.request
+FROM lifecycle_operations AS o
+ORDER BY o.at, o.operation_id
+"""
+
+_OPERATION_LINKS_SQL = """
+SELECT operation_id, chain, seq, hash, prev_hash, action, decision_id
+FROM lifecycle_records
+ORDER BY operation_id
 """
 
 _CHECKPOINT_SQL = f"""
@@ -74,7 +108,7 @@ ORDER BY 1, 2
 """
 
 
-def _typed_sql() -> list[tuple[str, str, str]]:
+def _typed_sql(*, events: bool = True) -> list[tuple[str, str, str]]:
     """(kind, rows in the typed table that no delivered span derives, delivered records with no typed row)."""
     checks = []
     for table, columns, key, id_key, predicate in (
@@ -86,7 +120,10 @@ def _typed_sql() -> list[tuple[str, str, str]]:
             semconv.DECISION_REVIEW_ID,
             schema.review_span_predicate(),
         ),
+        ("decision_events", schema.EVENT_COLUMNS, "event_id", semconv.DECISION_EVENT_ID, schema.event_span_predicate()),
     ):
+        if table == "decision_events" and not events:
+            continue  # a store from before migration 5
         names = ", ".join([name for name, _type, _expr in schema.SPAN_COLUMNS] + [col.name for col in columns])
         derived = schema.typed_select(columns, "otel_traces", predicate)
         orphans = f"SELECT {key} FROM (SELECT {names} FROM {table} FINAL EXCEPT {derived}) ORDER BY {key}"
@@ -102,7 +139,7 @@ def _typed_sql() -> list[tuple[str, str, str]]:
 class Problem:
     """One integrity finding."""
 
-    kind: str  # altered | missing | broken_link | forked | forged_checkpoint | not_in_store
+    kind: str  # altered | missing | broken_link | forked | forged_checkpoint | not_in_store | forged_removal
     chain: str
     seq: int
     record_id: str
@@ -118,6 +155,12 @@ class IntegrityReport:
     checkpoints: int = 0
     unsigned_checkpoints: int = 0
     """Checkpoints whose signature could not be checked (signed with a key this verifier does not hold)."""
+    removed: int = 0
+    """Chain links removed by a recorded disposal or erasure (their tombstones stand in for them)."""
+    operations: int = 0
+    """Disposal and erasure operations checked."""
+    unsigned_operations: int = 0
+    """Operations whose signature could not be checked (no key, or another key)."""
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -136,6 +179,55 @@ def _rows(client: Any, sql: str) -> list[Any]:
         raise store_error(exc, "verify") from exc
 
 
+def _has_table(client: Any, name: str) -> bool:
+    try:
+        return bool(int(client.command(f"EXISTS TABLE {name}")))
+    except Exception as exc:
+        raise store_error(exc, "verify") from exc
+
+
+def _check_operations(client: Any, key: bytes | None, report: IntegrityReport) -> list[Problem]:
+    """Each disposal or erasure: its tombstones' digest, count and signature; tombstones without an operation."""
+    problems: list[Problem] = []
+    links: dict[str, list[tuple[str, int, str, str]]] = {}
+    decisions: dict[str, str] = {}
+    for operation_id, chain, seq, link_hash, prev_hash, action, decision_id in _rows(client, _OPERATION_LINKS_SQL):
+        decisions.setdefault(operation_id, decision_id)
+        if action == "deleted":
+            links.setdefault(operation_id, []).append((chain, int(seq), link_hash, prev_hash))
+    own_key_id = key_id(key) if key else None
+    known = set()
+    for operation_id, kind, digest, signature, signer, _deleted, request in _rows(client, _OPERATIONS_SQL):
+        known.add(operation_id)
+        report.operations += 1
+        covered = links.get(operation_id, [])
+        if links_digest(covered) != digest:
+            problems.append(
+                Problem(
+                    "forged_removal", "", 0, operation_id, f"{kind} {request!r}: its tombstones do not match its digest"
+                )
+            )
+            continue
+        if own_key_id is not None and signer == own_key_id:
+            if not signature_valid(key, operation_material(operation_id, kind, digest, len(covered)), signature):  # type: ignore[arg-type]
+                problems.append(
+                    Problem("forged_removal", "", 0, operation_id, f"{kind} {request!r}: signature does not verify")
+                )
+        else:
+            report.unsigned_operations += 1
+    for operation_id in sorted(set(links) - known):
+        problems.append(
+            Problem(
+                "forged_removal",
+                "",
+                0,
+                decisions.get(operation_id, ""),
+                f"tombstones of operation {operation_id} with no disposal or erasure record",
+            )
+        )
+    return problems
+
+
 def verify(client: Any, *, key: bytes | None = None) -> IntegrityReport:
     """Check every chain in ``otel_traces``, the typed tables against it, and every checkpoint.
 
@@ -145,26 +237,47 @@ def verify(client: Any, *, key: bytes | None = None) -> IntegrityReport:
     heads: dict[str, dict[int, str]] = {}
     chain_keys: dict[str, str] = {}
     previous: tuple[str, int, str] | None = None  # chain, seq, stored hash
-    for chain, seq, record_id, ts_ns, attributes, spans, versions in _rows(client, _CHAIN_SQL):
-        seq = int(seq)
-        attributes = dict(attributes)
-        stored = attributes.get(semconv.DECISION_INTEGRITY_HASH, "")
-        prev_hash = attributes.get(semconv.DECISION_INTEGRITY_PREV_HASH, "")
-        report.checked += 1
-        heads.setdefault(chain, {})[seq] = stored
-        chain_keys.setdefault(chain, attributes.get(semconv.DECISION_PSEUDONYM_KEY_ID, ""))
-        if int(spans) > 1:
-            report.problems.append(
-                Problem("forked", chain, seq, record_id, f"{spans} different spans claim this chain position")
-            )
-        elif int(versions) > 1:
-            report.problems.append(
-                Problem("altered", chain, seq, record_id, "copies of this span differ in their stored attributes")
-            )
-        if _chain_hash(prev_hash, seq, record_id, int(ts_ns), attributes) != stored:
-            report.problems.append(
-                Problem("altered", chain, seq, record_id, "the stored span's attributes do not produce its hash")
-            )
+    lifecycle = _has_table(client, "lifecycle_records")
+    links: list[tuple[Any, ...]] = [(str(r[0]), int(r[1]), False, *r[2:]) for r in _rows(client, _CHAIN_SQL)]
+    present = {(chain, seq) for chain, seq, *_rest in links}
+    if lifecycle:
+        report.problems += _check_operations(client, key, report)
+        for chain, seq, link_hash, prev_link, record_id, operation_id, variants in _rows(client, _TOMBSTONE_SQL):
+            if int(variants) > 1:
+                report.problems.append(
+                    Problem(
+                        "forged_removal", chain, int(seq), record_id, "removal records disagree on this link's hash"
+                    )
+                )
+            if (chain, int(seq)) not in present:
+                links.append((chain, int(seq), True, record_id, link_hash, prev_link, operation_id))
+        links.sort(key=lambda link: (link[0], link[1]))
+    for chain, seq, removed, record_id, *rest in links:
+        if removed:
+            # removed by a recorded disposal or erasure: its tombstone's hashes stand in for the record
+            stored, prev_hash, _operation = rest
+            report.removed += 1
+            heads.setdefault(chain, {})[seq] = stored
+        else:
+            ts_ns, attributes, spans, versions = rest
+            attributes = dict(attributes)
+            stored = attributes.get(semconv.DECISION_INTEGRITY_HASH, "")
+            prev_hash = attributes.get(semconv.DECISION_INTEGRITY_PREV_HASH, "")
+            report.checked += 1
+            heads.setdefault(chain, {})[seq] = stored
+            chain_keys.setdefault(chain, attributes.get(semconv.DECISION_PSEUDONYM_KEY_ID, ""))
+            if int(spans) > 1:
+                report.problems.append(
+                    Problem("forked", chain, seq, record_id, f"{spans} different spans claim this chain position")
+                )
+            elif int(versions) > 1:
+                report.problems.append(
+                    Problem("altered", chain, seq, record_id, "copies of this span differ in their stored attributes")
+                )
+            if _chain_hash(prev_hash, seq, record_id, int(ts_ns), attributes) != stored:
+                report.problems.append(
+                    Problem("altered", chain, seq, record_id, "the stored span's attributes do not produce its hash")
+                )
         if previous is None or previous[0] != chain:
             report.chains += 1
             if seq != 1:
@@ -195,7 +308,7 @@ def verify(client: Any, *, key: bytes | None = None) -> IntegrityReport:
                 )
         previous = (chain, seq, stored)
 
-    for table, orphans_sql, missing_sql in _typed_sql():
+    for table, orphans_sql, missing_sql in _typed_sql(events=lifecycle):
         for (record_id,) in _rows(client, orphans_sql):
             report.problems.append(
                 Problem("altered", "", 0, record_id, f"this {table} row is not what any delivered span records")

@@ -1,8 +1,10 @@
 -- name: subject_decisions
--- title: Every decision about one data subject, with explanation, inputs digest, model and review
+-- title: Every decision about one data subject: reasons, data sources, human involvement, retention date
 -- description: Answers a data subject access request or a request for an explanation: each decision about the
 -- description: (pseudonymised) subject, its rationale and ranked reasons, the digest of the inputs used, the model
--- description: version, and whether and how a human reviewed it.
+-- description: version, the data sources and dataset versions used, the GDPR 22(2) legal basis, whether and how a
+-- description: human reviewed it, how many corrections it has, until when it is kept (and why) and whether a legal
+-- description: hold covers it.
 -- regulations: GDPR Art. 15(1)(h); GDPR Art. 22(3); EU AI Act Art. 86
 -- param: subject_id String | pseudonymised subject id (decision.subject.id): `otel-decisions pseudonymise RAW_ID` computes it with the same key
 -- The subject's decisions are the join's build side, so the join filters decision_reviews by their
@@ -21,6 +23,13 @@ SELECT
     any(d.model_name) AS model_name,
     any(d.model_version) AS model_version,
     any(d.automation) AS automation,
+    any(d.legal_basis) AS legal_basis,
+    any(d.data_sources) AS data_sources,
+    any(d.dataset_versions) AS dataset_versions,
+    any(d.retention_until) AS retention_until,
+    any(d.retention_basis) AS retention_basis,
+    any(d.on_hold) AS on_hold,
+    any(d.corrections) AS corrections,
     uniqExactIf(r.review_id, r.review_id != '') AS review_count,
     argMax(r.action, r.timestamp) AS last_review_action,
     argMax(r.reviewer_id, r.timestamp) AS last_reviewer_id,
@@ -28,9 +37,26 @@ SELECT
 FROM decision_reviews AS r
 RIGHT JOIN
 (
-    SELECT decision_id, timestamp, decision_type, outcome, confidence, rationale, reasons, inputs_digest, model_name, model_version, automation
-    FROM decisions
-    WHERE subject_id = {subject_id:String}
+    SELECT s.*, e.corrections AS corrections
+    FROM
+    (
+        SELECT decision_id, timestamp, decision_type, outcome, confidence, rationale, reasons, inputs_digest, model_name,
+               model_version, automation, legal_basis, data_sources, dataset_versions, retention_until, retention_basis,
+               (decision_id IN (SELECT target FROM active_legal_holds WHERE scope = 'decision')
+                OR subject_id IN (SELECT target FROM active_legal_holds WHERE scope = 'subject')
+                OR flow_run_id IN (SELECT target FROM active_legal_holds WHERE scope = 'flow_run')
+                OR decision_type IN (SELECT target FROM active_legal_holds WHERE scope = 'decision_type')) AS on_hold
+        FROM decisions
+        WHERE subject_id = {subject_id:String}
+    ) AS s
+    LEFT JOIN
+    (
+        SELECT decision_id, uniqExact(event_id) AS corrections
+        FROM decision_events
+        WHERE type = 'correction'
+          AND decision_id IN (SELECT decision_id FROM decisions WHERE subject_id = {subject_id:String})
+        GROUP BY decision_id
+    ) AS e ON e.decision_id = s.decision_id
 ) AS d ON r.decision_id = d.decision_id
 GROUP BY d.decision_id
 ORDER BY timestamp, decision_id

@@ -28,6 +28,11 @@ def attributes_table() -> str:
               "| key | type | meaning |", "|---|---|---|"]
     for key, (kind, text) in semconv.REVIEW_ATTRIBUTES.items():
         lines.append(f"| `{key}` | {kind} | {text} |")
+    lines += ["", f"Event spans (`{semconv.EVENT_SPAN_NAME}`, linked to the decision's span): corrections "
+              "(`record_correction`) and adverse-action notices sent (`record_notice`):", "",
+              "| key | type | meaning |", "|---|---|---|"]
+    for key, (kind, text) in semconv.EVENT_ATTRIBUTES.items():
+        lines.append(f"| `{key}` | {kind} | {text} |")
     lines += ["", f"On run spans: `{semconv.DECISION_FLOW_CAPTURED}` (int), the decisions a process recorded for the "
               "flow run since the last count: always on the flow-run span, and on a task-run span (with "
               f"`{semconv.PREFECT_FLOW_RUN_ID}`) whose process recorded any; their sum is what the flow run recorded, "

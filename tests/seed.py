@@ -32,6 +32,9 @@ from opentelemetry.trace import Link, Status, StatusCode
 
 from otel_decisions import semconv
 from otel_decisions.integrity import chain_material, record_digest
+from otel_decisions.retention import RetentionPolicy
+
+_RETENTION = RetentionPolicy.from_settings({})
 
 SEED_CHAIN = "5eed0000-0000-4000-8000-000000000001"
 """Integrity chain id of every seeded decision."""
@@ -283,6 +286,13 @@ def build_seed(
             semconv.PREFECT_FLOW_NAME: flow_name,
             semconv.PREFECT_TASK_NAME: task_name,
         }
+        term = _RETENTION.term(datetime.fromtimestamp(at / 1e9, tz=timezone.utc), retention, regulations)
+        attributes.update({
+            semconv.DECISION_RETENTION_UNTIL: term.retain_until.isoformat(),
+            semconv.DECISION_RETENTION_BASIS: term.basis,
+            semconv.DECISION_RETENTION_OBLIGATION: term.obligation,
+            semconv.DECISION_RETENTION_POLICY: _RETENTION.policy_id,
+        })
         if confidence is not None:
             attributes[semconv.DECISION_CONFIDENCE] = confidence
         this_hash = hashlib.sha256(

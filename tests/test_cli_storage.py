@@ -84,13 +84,13 @@ def test_schema_apply_db_info_and_models(tmp_path):
     missing = invoke("db", "info", "--dsn", dsn, "--format", "json")
     assert missing.exit_code == 3 and "no decision store here" in " ".join(missing.output.split())  # a reader creates nothing
     first = invoke("schema", "apply", "--dsn", dsn)
-    assert first.exit_code == 0 and "applied migration 4" in first.output
+    assert first.exit_code == 0 and "applied migration 5" in first.output
     second = invoke("schema", "apply", "--dsn", dsn, "--traces-ttl-days", "30")
     assert "schema up to date" in second.output and "30 days (decision and review spans kept)" in second.output
     info = invoke("db", "info", "--dsn", dsn, "--format", "json")
     assert info.exit_code == 0, info.output
     parsed = json.loads(info.output)
-    assert parsed["migrations_applied"] == [1, 2, 3, 4] and parsed["migrations_pending"] == []
+    assert parsed["migrations_applied"] == [1, 2, 3, 4, 5] and parsed["migrations_pending"] == []
     assert parsed["decisions_rows"] == 0 and parsed["collector_schema"] == "v0.161.0"
 
     approved = invoke("models", "approve", "credit-scorer", "2.0", "--by", "mrm", "--from", "2026-01-01", "--note", "MRM-1", "--dsn", dsn)

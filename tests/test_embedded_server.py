@@ -914,7 +914,7 @@ def test_passwordless_default_user_gets_no_decision_data(store: Store, transport
             native.disconnect()
     assert codes == dict.fromkeys(DEFAULT_USER_FORBIDDEN, ACCESS_DENIED)
     assert grants == [
-        "GRANT KILL QUERY, SYSTEM LISTEN ON *.* TO default",
+        "GRANT KILL QUERY, SYSTEM FLUSH LOGS, SYSTEM LISTEN ON *.* TO default",
         "GRANT SELECT ON system.numbers TO default",
         "GRANT SELECT ON system.processes TO default",
     ]

@@ -14,32 +14,8 @@ from otel_decisions.cli import app
 from otel_decisions.verify import verify
 
 from .conftest import TEST_HMAC_KEY
+from .records import RecordStore as _Store
 from .seed import fresh_chdb_dsn
-
-
-class _Store:
-    """A fresh chDB database and a fresh hash chain (as in a new process), capturing in memory until stored."""
-
-    def __init__(self, tmp_path, name: str) -> None:
-        import importlib
-
-        self.dsn = fresh_chdb_dsn(name)
-        self.client = get_client(self.dsn, role="admin")
-        apply_migrations(self.client)
-        importlib.import_module("otel_decisions.capture").chain.reset()  # this database holds the whole chain
-        self.memory = InMemorySpanExporter()
-        otel_decisions.configure(exporters=["none"], span_exporters=[self.memory], durable=False,
-                                 data_dir=str(tmp_path), hmac_key=TEST_HMAC_KEY)
-
-    def store(self, *, redeliver_first: bool = False) -> None:
-        """Flush (which records a checkpoint) and write every captured span through the exporter."""
-        otel_decisions.force_flush()
-        exporter = ClickHouseSpanExporter(self.dsn)
-        spans = self.memory.get_finished_spans()
-        exporter.export(spans)
-        if redeliver_first:
-            exporter.export(spans[:1])
-        exporter.shutdown()
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ LAYERS: dict[str, float] = {
     "otel_decisions.settings": 0,
     "otel_decisions._version": 0,
     "otel_decisions._sdk_layout": 0,
+    "otel_decisions.retention": 0,
     "otel_decisions.privacy": 1,
     "otel_decisions.integrity": 1,
     "otel_decisions._runtime": 1,

@@ -22,7 +22,7 @@ def test_every_attribute_query_and_setting_is_in_the_readme():
     from otel_decisions.settings import ENV_PREFIX, DecisionSettings
     from otel_decisions.catalogue import load_catalogue
 
-    for key in [*semconv.DECISION_ATTRIBUTES, *semconv.REVIEW_ATTRIBUTES]:
+    for key in [*semconv.DECISION_ATTRIBUTES, *semconv.REVIEW_ATTRIBUTES, *semconv.EVENT_ATTRIBUTES]:
         assert f"| `{key}` |" in README, key
     for name in load_catalogue():
         assert f"| `{name}` |" in README, name
@@ -57,9 +57,29 @@ def test_cli_commands_named_in_the_readme_exist():
     from otel_decisions.cli import app
 
     runner = CliRunner()
-    for command in re.findall(r"otel-decisions ((?:query|schema|models|delivery|db) [a-z]+)", README):
+    for command in re.findall(r"otel-decisions ((?:query|schema|models|delivery|db|hold|retention|incident) [a-z]+)", README):
         words = command.split()
         result = runner.invoke(app, [*words, "--help"])
         assert result.exit_code == 0, f"`otel-decisions {command}` in README: {result.output}"
-    for command in re.findall(r"otel-decisions (demo|serve|export-trace)\b", README):
+    for command in re.findall(r"otel-decisions (demo|serve|export-trace|verify|erase|correct|notice|reconcile)\b", README):
         assert runner.invoke(app, [command, "--help"]).exit_code == 0, command
+
+
+def test_the_regulator_questions_table_names_real_tested_commands():
+    from otel_decisions.catalogue import load_catalogue
+
+    table = README.split("<!-- BEGIN questions -->", 1)[1].split("<!-- END questions -->", 1)[0]
+    rows = [line.split(" | ") for line in table.strip().splitlines()[2:]]
+    assert [int(row[0].strip("| ")) for row in rows] == list(range(1, 19))
+    catalogue = load_catalogue()
+    tests = "\n".join(path.read_text() for path in (ROOT / "tests").glob("test_*.py"))
+    for row in rows:
+        command = row[-1].strip("| `")
+        assert row[2].strip(), row  # the regulation is named
+        if command == "otel-decisions verify":
+            continue
+        name = re.match(r"otel-decisions query run (\w+)", command).group(1)
+        assert name in catalogue, command
+        assert re.search(rf"^def test_{name}(__\w+)?\(", tests, re.M), f"no test checks {name}'s rows"
+        for param in re.findall(r"--param (\w+)=", command):
+            assert catalogue[name].param(param) is not None, (name, param)

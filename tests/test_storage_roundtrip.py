@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from datetime import date
+
 import pytest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -38,6 +40,8 @@ def _typed(value, kind):
         return bool(value)
     if kind == "int":
         return int(value)
+    if kind == "date":
+        return date.fromisoformat(value)
     return str(value)
 
 
@@ -104,7 +108,7 @@ def test_capture_api_round_trip_types_every_attribute(captured_to_clickhouse):
         kind = semconv.DECISION_ATTRIBUTES[key][0]
         if key in attrs:
             assert stored[column.name] == _typed(attrs[key], kind), key
-            assert isinstance(stored[column.name], {"string": str, "string[]": list, "double": float, "bool": bool, "int": int}[kind])
+            assert isinstance(stored[column.name], {"string": str, "string[]": list, "double": float, "bool": bool, "int": int, "date": date}[kind])
         else:
             assert stored[column.name] in ("", [], None, False), key
     assert stored["decision_id"] == decision.id
@@ -170,7 +174,7 @@ def test_data_survives_a_process_and_owner_restart(tmp_path):
     decisions, reviews = map(int, written.split())
     assert embedded.stop_server(tmp_path / "store")  # the owner too: the next reader starts a new one
     read = _python(RESTART_READ.format(repo=str(REPO), dsn=dsn))
-    assert read.split() == [str(decisions), str(reviews), "4"]
+    assert read.split() == [str(decisions), str(reviews), "5"]
 
 
 def test_exporter_contract_lazy_never_raises_idempotent_shutdown(tmp_path):
@@ -336,7 +340,8 @@ def test_copies_inside_one_insert_are_one_decision_and_one_review():
     rows = run_query(client, "subject_decisions", {"subject_id": subject}).rows
     expected = sorted((d for d in data.decisions if d.subject_id == subject), key=lambda d: (d.timestamp_ns, d.decision_id))
     assert [row[0] for row in rows] == [d.decision_id for d in expected]
-    counts = {row[0]: row[11] for row in rows}
+    columns = run_query(client, "subject_decisions", {"subject_id": subject}).columns
+    counts = {row[0]: row[columns.index("review_count")] for row in rows}
     assert counts == {d.decision_id: sum(r.decision_id == d.decision_id for r in data.reviews) for d in expected}
     exporter.shutdown()
     client.close()

@@ -77,13 +77,15 @@ def test_cluster_variant_renders_replicated_engines_and_on_cluster():
 
 def test_migrations_are_versioned_and_idempotent(client):
     ran = schema.apply_migrations(client)
-    assert [m.version for m in ran] == [1, 2, 3, 4]
+    assert [m.version for m in ran] == [1, 2, 3, 4, 5]
     assert schema.apply_migrations(client) == []
     assert schema.applied_versions(client) == {m.version: (m.name, m.checksum) for m in schema.migrations()}
-    assert client.command("SELECT count() FROM schema_migrations") == 4
+    assert client.command("SELECT count() FROM schema_migrations") == 5
     tables = {r[0] for r in client.query("SELECT name FROM system.tables WHERE database = currentDatabase()").result_rows}
     assert {"otel_traces", "otel_traces_trace_id_ts", "otel_traces_trace_id_ts_mv", "decisions", "decisions_mv",
-            "decision_reviews", "decision_reviews_mv", "model_approvals", "schema_migrations"} <= tables
+            "decision_reviews", "decision_reviews_mv", "model_approvals", "schema_migrations", "decision_events",
+            "decision_events_mv", "legal_holds", "lifecycle_operations", "lifecycle_records", "retention_policies",
+            "access_log", "incidents"} <= tables
 
 
 def test_a_migration_applied_from_another_definition_is_reported(client, caplog):
@@ -100,7 +102,7 @@ def test_decisions_has_a_typed_column_for_every_semconv_attribute(client):
     types = dict(client.query(
         "SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = 'decisions'"
     ).result_rows)
-    expected_type = {"string": "String", "string[]": "Array(String)", "double": "Nullable(Float64)", "bool": "Bool", "int": "Nullable(Int64)"}
+    expected_type = {"string": "String", "string[]": "Array(String)", "double": "Nullable(Float64)", "bool": "Bool", "int": "Nullable(Int64)", "date": "Nullable(Date32)"}
     assert {c.key for c in schema.DECISION_COLUMNS} == set(semconv.DECISION_ATTRIBUTES)
     assert semconv.DECISION_FLOW_CAPTURED not in {c.key for c in schema.DECISION_COLUMNS}
     for column in schema.DECISION_COLUMNS:
@@ -125,7 +127,7 @@ def test_backfill_picks_up_rows_stored_before_the_view(client):
     exporter = ClickHouseSpanExporter(client=client, ensure_schema=False)
     assert exporter.export(data.spans).name == "SUCCESS"  # only otel_traces exists now
     ran = schema.apply_migrations(client)
-    assert [m.version for m in ran] == [2, 3, 4]
+    assert [m.version for m in ran] == [2, 3, 4, 5]
     assert client.command("SELECT count() FROM decisions FINAL") == 40
     assert client.command("SELECT count() FROM decision_reviews FINAL") == len(data.reviews)
     # and the view keeps feeding it afterwards; re-delivery of the old spans does not double count
@@ -177,7 +179,8 @@ def test_role_ddl_for_a_server_and_a_cluster():
     writer = [s for s in statements if s.endswith("TO otel_writer_role")]
     assert writer == ["GRANT ON CLUSTER `prod` INSERT ON otel.otel_traces TO otel_writer_role"]
     reader = [s for s in statements if s.endswith("TO otel_reader_role")]
-    assert reader == ["GRANT ON CLUSTER `prod` SELECT ON otel.* TO otel_reader_role"]
+    assert reader == ["GRANT ON CLUSTER `prod` SELECT ON otel.* TO otel_reader_role",
+                      "GRANT ON CLUSTER `prod` INSERT ON otel.access_log TO otel_reader_role"]
     everything = " ".join(statements)
     for reach in ("FILE", "URL", "S3", "REMOTE", "SOURCES", "CREATE TEMPORARY TABLE", "ALL"):
         assert f" {reach} " not in f" {everything.upper()} ".replace(",", " "), reach

@@ -12,7 +12,15 @@ Example::
 
 from otel_decisions.capture._decorator import decision
 from otel_decisions.capture._model import Decision, new_id
-from otel_decisions.capture._record import chain, emit, record_checkpoint, record_decision, record_review
+from otel_decisions.capture._record import (
+    chain,
+    emit,
+    record_checkpoint,
+    record_correction,
+    record_decision,
+    record_notice,
+    record_review,
+)
 from otel_decisions.capture._registry import prefect_identity, registry
 from otel_decisions.capture._shape import as_mapping, decision_from_value
 
@@ -26,7 +34,9 @@ __all__ = [
     "new_id",
     "prefect_identity",
     "record_checkpoint",
+    "record_correction",
     "record_decision",
+    "record_notice",
     "record_review",
     "registry",
 ]

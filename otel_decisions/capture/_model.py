@@ -62,6 +62,7 @@ def new_id() -> str:
 
 _UUID_TEXT = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _AUTOMATION_VALUES = {a.value for a in semconv.Automation}
+_LEGAL_BASIS_VALUES = {b.value for b in semconv.LegalBasis}
 _ACTION_VALUES = {a.value for a in semconv.ReviewAction}
 
 
@@ -149,6 +150,9 @@ class Decision:
     regulations: tuple[str, ...] = ()
     retention_class: str | None = None
     segment: str | None = None
+    legal_basis: str | None = None
+    data_sources: tuple[str, ...] = ()
+    dataset_versions: tuple[str, ...] = ()
     id: str = dataclasses.field(default_factory=lambda: new_id())
     timestamp_ns: int | None = None
     trace_id: str | None = None
@@ -172,7 +176,7 @@ class Decision:
             value = getattr(self, name)
             if value is not None and not (type(value) is float and math.isfinite(value)):
                 set_(self, name, _check_number(name, value))
-        for name in ("options", "reasons", "regulations"):
+        for name in ("options", "reasons", "regulations", "data_sources", "dataset_versions"):
             value = getattr(self, name)
             if type(value) is not tuple or not all(type(item) is str for item in value):
                 set_(self, name, _check_list(name, value))
@@ -188,6 +192,16 @@ class Decision:
                     "automation", f"{automation!r} is not one of {sorted(_AUTOMATION_VALUES)}"
                 )
             set_(self, "automation", automation)
+        legal_basis = self.legal_basis
+        if legal_basis is not None and (type(legal_basis) is not str or legal_basis not in _LEGAL_BASIS_VALUES):
+            legal_basis = _check_text("legal_basis", legal_basis)
+            if legal_basis not in _LEGAL_BASIS_VALUES:
+                raise DecisionValidationError(
+                    "legal_basis",
+                    f"{legal_basis!r} is not one of {sorted(_LEGAL_BASIS_VALUES)} (GDPR Art. 22(2)(a) contract, "
+                    "(b) law, (c) explicit consent)",
+                )
+            set_(self, "legal_basis", legal_basis)
         if self.review_required is not True and self.review_required is not False:
             raise DecisionValidationError("review_required", f"expected True or False, got {self.review_required!r}")
         if not (type(self.id) is str and _UUID_TEXT.match(self.id)):

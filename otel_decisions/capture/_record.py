@@ -17,10 +17,12 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry.trace import Link, SpanContext, SpanKind
@@ -58,6 +60,9 @@ _DECISION_SPEC: tuple[tuple[str, str, FieldKind, str], ...] = (
     (semconv.DECISION_REGULATIONS, "regulations", _TL, "regulations"),
     (semconv.DECISION_RETENTION_CLASS, "retention.class", _T, "retention_class"),
     (semconv.DECISION_SEGMENT, "segment", _T, "segment"),
+    (semconv.DECISION_LEGAL_BASIS, "legal_basis", _T, "legal_basis"),
+    (semconv.DECISION_DATA_SOURCES, "data_sources", _TL, "data_sources"),
+    (semconv.DECISION_DATASET_VERSIONS, "dataset_versions", _TL, "dataset_versions"),
 )
 _MIRRORS = (
     (semconv.GEN_AI_REQUEST_MODEL, semconv.DECISION_MODEL_NAME),
@@ -166,6 +171,28 @@ def _share_masked_values(record: PrivacyRecord, identity: dict[str, str]) -> Non
             )
 
 
+def _retention(runtime: Any, decision: Decision, now_ns: int) -> dict[str, Any]:
+    """``retain_until`` and its basis from the retention policy in force (computed once, at decision time)."""
+    term = runtime.retention.term(
+        datetime.fromtimestamp(now_ns / 1e9, UTC), decision.retention_class, decision.regulations
+    )
+    attrs: dict[str, Any] = {
+        semconv.DECISION_RETENTION_BASIS: term.basis,
+        semconv.DECISION_RETENTION_OBLIGATION: term.obligation,
+        semconv.DECISION_RETENTION_POLICY: runtime.retention.policy_id,
+    }
+    if term.retain_until is not None:
+        attrs[semconv.DECISION_RETENTION_UNTIL] = term.retain_until.isoformat()
+    else:
+        runtime.warn_once(
+            f"retention:{decision.retention_class}",
+            f"otel-decisions: retention class {decision.retention_class!r} is not in the retention policy, so its "
+            "decisions are kept until it is (no retain_until). Add it to OTEL_DECISIONS_RETENTION_POLICY, e.g. "
+            f'{{"{decision.retention_class}": {{"period": "6y", "basis": "..."}}}}',
+        )
+    return attrs
+
+
 def emit(decision: Decision, source: semconv.DecisionSource, raw_inputs_given: bool) -> Decision:
     runtime = _runtime.get_runtime()
     settings = runtime.settings
@@ -197,6 +224,7 @@ def emit(decision: Decision, source: semconv.DecisionSource, raw_inputs_given: b
             attrs[mirror] = attrs[source_key]
     if record.redacted:
         attrs[semconv.DECISION_REDACTED] = record.redacted
+    attrs.update(_retention(runtime, decision, now))
     identity = prefect_identity()
     attrs.update(identity)
     _share_masked_values(record, identity)
@@ -250,6 +278,20 @@ def record_decision(decision: Decision | None = None, /, **fields: Any) -> Decis
     return emit(decision, semconv.DecisionSource.EXPLICIT, inputs_given)
 
 
+def _about(decision: Decision | str) -> tuple[str, Any, Decision | None]:
+    """The id, span context (if known) and object of the decision a review or event is about."""
+    if isinstance(decision, Decision):
+        return decision.id, decision.span_context, decision
+    decision_id = str(decision)
+    try:
+        uuid.UUID(decision_id)
+    except ValueError:
+        raise DecisionValidationError(
+            "decision", f"{decision_id!r} is not a decision id (UUID); pass the Decision returned by record_decision"
+        ) from None
+    return decision_id, None, None
+
+
 def record_review(
     decision: Decision | str,
     /,
@@ -266,20 +308,9 @@ def record_review(
     (when known: the decision object carries it, or it was recorded in this process). Works from
     a later flow run. Returns the review id.
     """
-    if isinstance(decision, Decision):
-        decision_id = decision.id
-        link_ctx = decision.span_context
-        decided_at = decision.timestamp_ns
-        original = original_outcome
-    else:
-        decision_id = str(decision)
-        link_ctx, decided_at, original = None, None, original_outcome
-    try:
-        uuid.UUID(decision_id)
-    except ValueError:
-        raise DecisionValidationError(
-            "decision", f"{decision_id!r} is not a decision id (UUID); pass the Decision returned by record_decision"
-        ) from None
+    decision_id, link_ctx, given = _about(decision)
+    decided_at = given.timestamp_ns if given is not None else None
+    original = original_outcome
     if not reviewer or not str(reviewer).strip():
         raise DecisionValidationError("reviewer", "is required; pass the reviewer's user id (it is pseudonymised)")
     action_value = action.value if isinstance(action, semconv.ReviewAction) else str(action)
@@ -325,12 +356,185 @@ def record_review(
             learn_only=("inputs",),
         )
     )
+    _record_about(runtime, record, semconv.REVIEW_SPAN_NAME, attrs, review_id, time.time_ns(), link_ctx)
+    return review_id
+
+
+def _record_about(
+    runtime: Any, record: PrivacyRecord, name: str, attrs: dict[str, Any], record_id: str, now: int, link_ctx: Any
+) -> None:
+    """Record a review or event about a decision: redactions, Prefect identity, a link to the decision's span.
+
+    Reviews and events are chain links too."""
     if record.redacted:
         attrs[semconv.DECISION_REDACTED] = record.redacted
     identity = prefect_identity()
     attrs.update(identity)
     _share_masked_values(record, identity)
+    decision_id = attrs[semconv.DECISION_ID]
     links = [Link(link_ctx, {semconv.DECISION_ID: decision_id})] if link_ctx is not None else []
+    _record_span(runtime, name, attrs, record_id, now, links)
+
+
+_CORRECTABLE = _DECISION_FIELDS - {"inputs", "output"}
+
+
+def _masked_value(record: PrivacyRecord, path: str, field: str, value: Any) -> str | None:
+    """*value* of *field* through the masking path, as text (JSON unless it is text)."""
+    if value is None:
+        return None
+    leaf = field.split(".", 1)[1] if field.startswith("inputs.") else field
+    masked = record.json_field({leaf: to_jsonable(value)}, path, jsonable=True)
+    try:
+        inner = json.loads(masked)[leaf]
+    except (ValueError, KeyError, TypeError):
+        return masked  # truncated or masked whole: keep the masked text as it is
+    if type(inner) is str:
+        return inner
+    return json.dumps(inner, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+def _record_event(
+    decision: Decision | str,
+    event_type: semconv.EventType,
+    *,
+    actor: str,
+    actor_field: str,
+    reason: str | None,
+    reference: str | None,
+    effective_at: Any,
+    values: tuple[str | None, Any, Any] = (None, None, None),
+    channel: str | None = None,
+) -> str:
+    decision_id, link_ctx, given = _about(decision)
+    if not actor or not str(actor).strip():
+        raise DecisionValidationError(actor_field, "is required; pass the user id of who did it (it is pseudonymised)")
+    effective_ns: int | None = None
+    if effective_at is not None:
+        if isinstance(effective_at, datetime):
+            moment = effective_at if effective_at.tzinfo else effective_at.replace(tzinfo=UTC)
+            effective_ns = int(moment.timestamp() * 1e9)
+        elif isinstance(effective_at, int) and not isinstance(effective_at, bool):
+            effective_ns = effective_at
+        else:
+            raise DecisionValidationError(
+                "sent_at" if event_type is semconv.EventType.NOTICE else "effective_at",
+                f"expected a datetime (or ns since epoch), got {effective_at!r}",
+            )
+    known = registry.lookup(decision_id)
+    if known is not None:
+        link_ctx = link_ctx or known[0]
+    runtime = _runtime.get_runtime()
+    policy = runtime.privacy
+    record = policy.new_record()
+    event_id = str(uuid.uuid4())
     now = time.time_ns()
-    _record_span(runtime, semconv.REVIEW_SPAN_NAME, attrs, review_id, now, links)  # reviews are chain links too
-    return review_id
+    field, original, new = values
+    attrs: dict[str, Any] = {
+        semconv.DECISION_ID: decision_id,
+        semconv.DECISION_EVENT_ID: event_id,
+        semconv.DECISION_EVENT_TYPE: event_type.value,
+        semconv.DECISION_PSEUDONYM_KEY_ID: policy.key_id,
+        semconv.DECISION_EVENT_EFFECTIVE_AT: effective_ns if effective_ns is not None else now,
+    }
+    learned = given.inputs if given is not None else None
+    attrs.update(
+        record.mask_fields(
+            (
+                ("", "inputs", FieldKind.LEARN, None if learned is None else to_jsonable(learned)),
+                (semconv.DECISION_EVENT_ACTOR_ID, "event.actor", FieldKind.PSEUDONYM, actor),
+                (semconv.DECISION_EVENT_FIELD, "event.field", FieldKind.TEXT, field),
+                (semconv.DECISION_EVENT_CHANNEL, "event.channel", FieldKind.TEXT, channel),
+                (semconv.DECISION_EVENT_REFERENCE, "event.reference", FieldKind.TEXT, reference),
+                (semconv.DECISION_EVENT_REASON, "event.reason", FieldKind.TEXT, reason),
+            ),
+            learn_only=("inputs",),
+        )
+    )
+    if field is not None:
+        for key, path, value in (
+            (semconv.DECISION_EVENT_ORIGINAL_VALUE, "event.original_value", original),
+            (semconv.DECISION_EVENT_NEW_VALUE, "event.new_value", new),
+        ):
+            text = _masked_value(record, path, field, value)
+            if text is not None:
+                attrs[key] = text
+    _record_about(runtime, record, semconv.EVENT_SPAN_NAME, attrs, event_id, now, link_ctx)
+    return event_id
+
+
+_MISSING = object()
+
+
+def record_correction(
+    decision: Decision | str,
+    /,
+    *,
+    field: str,
+    value: Any,
+    corrected_by: str,
+    reason: str,
+    original: Any = _MISSING,
+    reference: str | None = None,
+) -> str:
+    """Record that *field* of *decision* was wrong and *value* is right: a new record linked to it, never an UPDATE.
+
+    *field*: a decision field (``outcome``, ``reasons``, ``model_version``, ...) or ``inputs.<key>`` for one input.
+    The decision as it stood at any time, with every correction, is ``query run decision_as_of``. Values go
+    through the privacy pipeline like the decision's own (a masked input key stays masked). Returns the event id.
+    """
+    if not isinstance(field, str) or not field.strip():
+        raise DecisionValidationError("field", "name the corrected field: a decision field or 'inputs.<key>'")
+    if not (field.startswith("inputs.") and len(field) > len("inputs.")) and field not in _CORRECTABLE:
+        raise DecisionValidationError(
+            "field", f"{field!r} is not a decision field; use one of {sorted(_CORRECTABLE)} or 'inputs.<key>'"
+        )
+    if not reason or not str(reason).strip():
+        raise DecisionValidationError("reason", "is required; say why the recorded value was wrong")
+    if original is _MISSING:
+        original = None
+        if isinstance(decision, Decision):
+            if field.startswith("inputs."):
+                inputs = decision.inputs if isinstance(decision.inputs, dict) else {}
+                original = inputs.get(field.split(".", 1)[1])
+            else:
+                original = getattr(decision, field)
+    return _record_event(
+        decision,
+        semconv.EventType.CORRECTION,
+        actor=corrected_by,
+        actor_field="corrected_by",
+        reason=reason,
+        reference=reference,
+        effective_at=None,
+        values=(field, original, value),
+    )
+
+
+def record_notice(
+    decision: Decision | str,
+    /,
+    *,
+    channel: str,
+    sent_by: str,
+    sent_at: datetime | None = None,
+    reference: str | None = None,
+    reason: str | None = None,
+) -> str:
+    """Record that an adverse-action notice (Reg B 1002.9) or an Art. 22 notice about *decision* went out.
+
+    *channel*: ``mail``, ``email``, ``portal``, ...; *sent_at*: when it went out (default now); *reference*:
+    the letter's id. ``query run adverse_action_notices`` checks each denial's notice against 30 days.
+    """
+    if not isinstance(channel, str) or not channel.strip():
+        raise DecisionValidationError("channel", "is required; say how the notice went out, e.g. 'mail' or 'email'")
+    return _record_event(
+        decision,
+        semconv.EventType.NOTICE,
+        actor=sent_by,
+        actor_field="sent_by",
+        reason=reason,
+        reference=reference,
+        effective_at=sent_at,
+        channel=channel,
+    )

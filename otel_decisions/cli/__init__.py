@@ -14,7 +14,17 @@ from __future__ import annotations
 
 import typer
 
-from otel_decisions.cli import _delivery, _demo, _integrity, _privacy, _reconcile, _serve, _storage, _trace
+from otel_decisions.cli import (
+    _delivery,
+    _demo,
+    _integrity,
+    _lifecycle,
+    _privacy,
+    _reconcile,
+    _serve,
+    _storage,
+    _trace,
+)
 
 app = typer.Typer(
     name="otel-decisions",
@@ -31,6 +41,7 @@ _trace.register(app)
 _integrity.register(app)
 _privacy.register(app)
 _reconcile.register(app)
+_lifecycle.register(app)
 
 
 def main() -> None:

@@ -42,6 +42,16 @@ def register(app: typer.Typer) -> None:
             console.print(
                 f"[green]ok[/]: {report.checked} records in {report.chains} chains verified, "
                 f"{report.checkpoints} checkpoints{unsigned}"
+                + (
+                    f"; {report.removed} records removed by {report.operations} recorded disposals/erasures"
+                    + (
+                        f" ({report.unsigned_operations} unsigned or another key's)"
+                        if report.unsigned_operations
+                        else ""
+                    )
+                    if report.operations
+                    else ""
+                )
             )
             return
         table = Table(title=f"{len(report.problems)} integrity problems in {report.checked} records")

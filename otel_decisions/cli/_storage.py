@@ -117,6 +117,17 @@ def query_run(
     client = _client(dsn, "reader")
     try:
         result = run_query(client, query, values)
+        from otel_decisions.lifecycle import log_access
+
+        log_access(
+            client,
+            command="query run",
+            query_name=query.name,
+            parameters=result.parameters,
+            columns=result.columns,
+            rows=result.rows,
+            export_format="" if fmt == "table" else fmt,
+        )
     finally:
         client.close()
     _print(render_rows(result.columns, result.rows, fmt, title=query.title))

@@ -14,6 +14,8 @@ from otel_decisions.integrity._chain import (
     HashChain,
     chain_material,
     checkpoint_material,
+    links_digest,
+    operation_material,
     record_digest,
 )
 from otel_decisions.integrity._render import attribute_to_string
@@ -25,6 +27,8 @@ __all__ = [
     "attribute_to_string",
     "chain_material",
     "checkpoint_material",
+    "links_digest",
+    "operation_material",
     "record_digest",
     "sign",
     "signature_valid",

@@ -116,3 +116,16 @@ class HashChain:
 def checkpoint_material(chain_id: str, seq: int, head_hash: str) -> str:
     """The text a checkpoint's HMAC signature covers: the chain head."""
     return f"{chain_id}|{seq}|{head_hash}"
+
+
+def links_digest(links: Any) -> str:
+    """SHA-256 over chain links ``(chain, seq, hash, prev_hash)``, in chain order: what a disposal or erasure covers."""
+    digest = hashlib.sha256()
+    for chain_id, seq, link_hash, prev_hash in sorted((str(c), int(s), str(h), str(p)) for c, s, h, p in links):
+        digest.update(f"{chain_id}|{seq}|{link_hash}|{prev_hash}\n".encode())
+    return digest.hexdigest()
+
+
+def operation_material(operation_id: str, kind: str, digest: str, deleted: int) -> str:
+    """What a life-cycle operation's signature covers: its id, kind, the digest of its links and their count."""
+    return f"lifecycle|{operation_id}|{kind}|{deleted}|{digest}"

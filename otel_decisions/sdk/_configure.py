@@ -15,7 +15,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -216,6 +216,7 @@ def configure(
     privacy_allow_patterns: Sequence[str] | None = None,
     scrub_free_text: bool | None = None,
     hmac_key: str | None = None,
+    retention_policy: Mapping[str, Any] | None = None,
     max_value_length: int | None = None,
     max_json_length: int | None = None,
     always_sample_decisions: bool | None = None,
@@ -247,7 +248,12 @@ def configure(
     """
     global _atexit_registered
     overrides = {k: v for k, v in locals().items() if k not in ("tracer_provider", "span_exporters")}
-    settings = load_settings(**{k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in overrides.items()})
+    settings = load_settings(
+        **{
+            k: (list(v) if isinstance(v, (list, tuple)) else dict(v) if isinstance(v, Mapping) else v)
+            for k, v in overrides.items()
+        }
+    )
     note_setup_call("configure")  # does this call run again in a pool worker or a served flow run?
 
     provider = tracer_provider

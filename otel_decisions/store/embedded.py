@@ -9,6 +9,9 @@ subprocess (``otel-decisions serve`` runs one in the foreground). The engine enf
 roles and grants. clickhouse-local has no writable access storage, so they live in the
 generated users XML: its ``<roles>`` carry the same GRANT statements that ``role_grants()``
 returns for a real server. The owner serves the databases matching :data:`DATABASE_PATTERN`.
+Every finished query and every failed one lands in ``system.query_log`` (flushed each second;
+no profile may switch that off); :mod:`otel_decisions.store.audit` copies the reads of decision
+data from there into each store's ``access_log``.
 
 ``chdb._chdb.query`` is a private binding of chdb (pinned exactly in ``pyproject.toml``;
 ``tests/test_embedded_server.py`` fails loudly if its behaviour changes). This module imports
@@ -66,6 +69,17 @@ EXIT_ENGINE_DIED, EXIT_UNSTOPPABLE, EXIT_ALREADY_OWNED, EXIT_START_FAILED = 1, 7
 KEEP_ALIVE_S = 2  # well under the 5 s clickhouse-local waits for connections, then force-exits
 _HEALTH_FAILURES = 3  # consecutive failed health checks (1 s apart) that mean "listeners lost"
 _OWNER_TAG = "otel-embedded-owner"  # log_comment of the blocking statement
+QUERY_LOG_FLUSH_MS = 1000
+QUERY_LOG_TTL_DAYS = 30
+# Profile settings that decide whether a query is logged: constant for every user (a role that
+# could set log_queries = 0 could read decision data unaudited; measured: unconstrained, it can).
+QUERY_LOG_SETTINGS = {
+    "log_queries": "1",
+    "log_queries_min_type": "QUERY_FINISH",  # QueryFinish and both exception types, no QueryStart
+    "log_queries_min_query_duration_ms": "0",
+    "log_queries_probability": "1",
+    "log_queries_cut_to_length": "100000",
+}
 # Run with <ignore-error>: killing the blocking statement goes on to the engine's own STOP
 # LISTEN and KILLs, which end queries accepted after the owner's last KILL once nothing new can
 # arrive (else clickhouse-local force-exits 5 s later, skipping Python's cleanup; measured).
@@ -80,7 +94,10 @@ _ENGINE_SQL = (
     "SET log_comment = '{secret}'; "
     "KILL QUERY WHERE query_id != queryID() SYNC; "
     "SELECT sleep(0.5) FORMAT Null; "  # a request accepted just before STOP may register late
-    "KILL QUERY WHERE query_id != queryID() SYNC"
+    "KILL QUERY WHERE query_id != queryID() SYNC; "
+    # Reads that finished since the owner's flush reach the views (access_log) now; the engine's
+    # own flush as it exits comes after the databases' views are shut down (measured).
+    "SYSTEM FLUSH LOGS"
 )
 # The engine's internal session logs in as passwordless `default` and runs _ENGINE_SQL: these
 # are all it needs. A row filter hides system.processes unless log_comment is the per-start
@@ -90,6 +107,7 @@ DEFAULT_USER_GRANTS = (
     "GRANT SELECT ON system.numbers",
     "GRANT SELECT ON system.processes",
     "GRANT KILL QUERY ON *.*",
+    "GRANT SYSTEM FLUSH LOGS ON *.*",  # the engine's last statement (harmless: it only writes the logs)
 )
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\*?$")  # a trailing * is a prefix pattern
 log = logging.getLogger("otel_decisions.embedded")
@@ -139,13 +157,22 @@ def role_grants(database: str) -> dict[str, list[str]]:
             "GRANT SELECT ON system.events",
             "GRANT SELECT ON system.parts",
             "GRANT SELECT ON system.merges",
+            # the access audit: the query log feeds each store's access_log (store/audit.py)
+            "GRANT SELECT ON system.query_log",
+            "GRANT SYSTEM FLUSH LOGS ON *.*",
         ],
         # A server's concrete database: spans only (the views write the typed tables as their definer).
         # A wildcard covers every table (ClickHouse grants no table on a database pattern), so the
         # embedded writer may insert into any otel* table; there the OS user is the boundary anyway
         # (credentials.json holds every role's password), and verify finds typed rows no span made.
         "writer": [f"GRANT INSERT ON {db}.*" if db.endswith("*") else f"GRANT INSERT ON {db}.otel_traces"],
-        "reader": [f"GRANT SELECT ON {db}.*"],
+        # A reader's reads are logged: the otel-decisions CLI writes its own access_log row (the query log
+        # has the same reads, see store/audit.py). On a server only that table; a pattern grants no
+        # single table (as for the writer), where the OS user is the boundary and verify finds forged rows.
+        "reader": [
+            f"GRANT SELECT ON {db}.*",
+            f"GRANT INSERT ON {db}.*" if db.endswith("*") else f"GRANT INSERT ON {db}.access_log",
+        ],
     }
 
 
@@ -311,6 +338,11 @@ def _config_xml(host: str, http_port: int, tcp_port: int) -> str:
         "<fsync_part_directory>1</fsync_part_directory></merge_tree>\n"
         # a view created without SQL SECURITY takes the profile's default (DEFINER), not "none"
         "  <ignore_empty_sql_security_in_create_view_query>0</ignore_empty_sql_security_in_create_view_query>\n"
+        # the access audit's source. clickhouse-local's `system` is a Memory database: the table is
+        # made at the first flush of each start (the owner flushes at once) and starts empty.
+        "  <query_log><database>system</database><table>query_log</table>"
+        f"<flush_interval_milliseconds>{QUERY_LOG_FLUSH_MS}</flush_interval_milliseconds>"
+        f"<ttl>event_date + INTERVAL {QUERY_LOG_TTL_DAYS} DAY DELETE</ttl></query_log>\n"
         "</clickhouse>\n"
     )
 
@@ -321,6 +353,8 @@ def _grants_xml(statements: Sequence[str]) -> str:
 
 def _users_xml(database: str, passwords: Mapping[str, str], secret: str) -> str:
     grants = role_grants(database)
+    logged = "".join(f"<{name}>{value}</{name}>" for name, value in QUERY_LOG_SETTINGS.items())
+    locked = "".join(f"<{name}><readonly/></{name}>" for name in QUERY_LOG_SETTINGS)
     roles = "".join(f"    <{ROLE_NAMES[r]}>{_grants_xml(grants[r])}</{ROLE_NAMES[r]}>\n" for r in ROLES)
     users = "".join(
         f"    <{USER_NAMES[r]}><password_sha256_hex>"
@@ -333,8 +367,9 @@ def _users_xml(database: str, passwords: Mapping[str, str], secret: str) -> str:
         "<clickhouse>\n  <profiles><default><poll_interval>1</poll_interval>"
         # views run with their creator's (admin's) rights, so the writer needs INSERT only
         "<default_materialized_view_sql_security>DEFINER</default_materialized_view_sql_security>"
-        "<default_view_definer>CURRENT_USER</default_view_definer><constraints>"
-        "<poll_interval><readonly/></poll_interval></constraints></default></profiles>\n"
+        "<default_view_definer>CURRENT_USER</default_view_definer>"
+        f"{logged}<constraints><poll_interval><readonly/></poll_interval>{locked}</constraints>"
+        "</default></profiles>\n"
         f"  <quotas><default/></quotas>\n  <roles>\n{roles}  </roles>\n  <users>\n"
         "    <default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks>"
         f"<profile>default</profile><quota>default</quota>{_grants_xml(DEFAULT_USER_GRANTS)}"
@@ -533,6 +568,7 @@ class _Owner:
         self.engine_error: BaseException | None = None
         self.thread = threading.Thread(target=self._engine, name="chdb-listeners", daemon=True)
         self.http_port = 0
+        self.listening = False  # our listeners answered: the admin may flush the query log
 
     def _engine(self) -> None:
         from chdb import _chdb  # imported by serve() before the chdir
@@ -545,6 +581,17 @@ class _Owner:
 
     def _admin(self, sql: str, timeout_s: float = 5.0) -> str:
         return _query(self.host, self.http_port, USER_NAMES["admin"], self.passwords["admin"], sql, timeout_s)
+
+    def _flush_logs(self, when: str) -> None:
+        """``SYSTEM FLUSH LOGS``: the query log's table (at start) and its views' copies (at stop).
+
+        A failure is logged, not fatal: the engine flushes by itself each second, and creates the
+        table then (views on it keep working once it exists).
+        """
+        try:
+            self._admin("SYSTEM FLUSH LOGS", timeout_s=10.0)
+        except OSError as error:
+            log.warning("SYSTEM FLUSH LOGS at %s failed: %s", when, error)
 
     def _on_signal(self, signum: int, _frame: types.FrameType | None) -> None:
         self.reason = signal.Signals(signum).name
@@ -572,6 +619,9 @@ class _Owner:
             time.sleep(0.01)
         for signum in (signal.SIGTERM, signal.SIGINT):  # clickhouse-local took SIGINT over
             signal.signal(signum, self._on_signal)
+        self.listening = True
+        # system.query_log exists from its first flush on: before any client may create views on it
+        self._flush_logs("start")
         try:
             self._admin(f"CREATE DATABASE IF NOT EXISTS {self.database.rstrip('*') or DEFAULT_DATABASE}")
         except OSError as error:
@@ -658,13 +708,18 @@ class _Owner:
         return 0
 
     def _shutdown(self, code: int, *, kill_for_s: float) -> int:
-        """Unpublish, KILL every query until the engine ends, write the exit marker.
+        """Unpublish, flush the query log, KILL every query until the engine ends, write the exit marker.
 
         Killing the blocking statement lets the engine stop listening and then kill, itself,
         whatever slipped in after our KILL. If the engine cannot be ended (its listeners are
         gone), leave with ``os._exit``: interpreter finalisation would wait on its thread.
         """
         (self.data_dir / ENDPOINT_FILE).unlink(missing_ok=True)
+        if self.listening and code != EXIT_UNSTOPPABLE and self.thread.is_alive():
+            # Queries logged since the last flush reach the views now: the engine's own flush when
+            # it ends comes after the databases' views are gone (measured: the log keeps the rows,
+            # the access_log copy misses them).
+            self._flush_logs("stop")
         deadline = time.monotonic() + kill_for_s
         while self.thread.is_alive() and time.monotonic() < deadline:
             with contextlib.suppress(OSError):  # listeners closed, or the engine's KILL cut us

@@ -11,9 +11,14 @@ Tables (in the DSN's database):
   ``otel_traces`` by ``decisions_mv`` and deduplicated on ``decision_id`` (ReplacingMergeTree).
 - ``decision_reviews``: likewise for ``decision.review`` spans, keyed on ``review_id``.
 - ``model_approvals``: which model versions were approved when (maintained by ``otel-decisions models``).
+- ``decision_events``: likewise for ``decision.event`` spans (corrections, notices), keyed on ``event_id``.
+- the life-cycle registers (migration 5, :mod:`otel_decisions.lifecycle`): ``legal_holds`` (placements and
+  releases; ``active_legal_holds`` is the view of holds in force), ``lifecycle_operations`` and
+  ``lifecycle_records`` (disposals and erasures with their tombstones), ``retention_policies``,
+  ``access_log`` and ``incidents``.
 - ``schema_migrations``: which migrations ran, so ``schema apply`` is idempotent.
 
-No TTL deletes decision rows: ``decisions`` and ``decision_reviews`` have none, and the optional
+No TTL deletes decision rows: ``decisions``, ``decision_reviews`` and ``decision_events`` have none, and the optional
 ``otel_traces`` TTL (:func:`traces_ttl_sql`) is ``DELETE WHERE`` neither decision nor review span.
 
 Example::
@@ -33,6 +38,7 @@ from typing import Any
 from otel_decisions import semconv
 from otel_decisions.errors import OtelDecisionsError
 from otel_decisions.store import embedded
+from otel_decisions.store.audit import ensure_query_log_feed
 from otel_decisions.store.errors import store_error
 
 __all__ = [
@@ -169,6 +175,7 @@ class Column:
             "double": "Nullable(Float64)",
             "bool": "Bool",
             "int": "Nullable(Int64)",
+            "date": "Nullable(Date32)",
         }[self.kind]
 
     @property
@@ -190,6 +197,8 @@ class Column:
             return f"{value} = 'true'"
         if self.kind == "int":
             return f"toInt64OrNull({value})"
+        if self.kind == "date":
+            return f"toDate32OrNull({value})"
         raise ValueError(self.kind)
 
 
@@ -227,12 +236,38 @@ _LOW_CARDINALITY = {
     "flow_name",
     "task_name",
     "action",
+    "event_type",
+    "legal_basis",
+    "retention_policy",
 }
 
 DECISION_COLUMNS: tuple[Column, ...] = tuple(
     Column(_column_name(key), key, kind) for key, (kind, _doc) in semconv.DECISION_ATTRIBUTES.items()
 )
 """One column per ``semconv.DECISION_ATTRIBUTES`` key, in that order."""
+
+LIFECYCLE_DECISION_KEYS = (
+    semconv.DECISION_RETENTION_UNTIL,
+    semconv.DECISION_RETENTION_BASIS,
+    semconv.DECISION_RETENTION_OBLIGATION,
+    semconv.DECISION_RETENTION_POLICY,
+    semconv.DECISION_LEGAL_BASIS,
+    semconv.DECISION_DATA_SOURCES,
+    semconv.DECISION_DATASET_VERSIONS,
+)
+"""Decision columns added by migration 5 (migration 2 keeps its original definition)."""
+_DECISION_COLUMNS_V2 = tuple(col for col in DECISION_COLUMNS if col.key not in LIFECYCLE_DECISION_KEYS)
+
+_EVENT_NAMES = {
+    semconv.DECISION_ID: "decision_id",
+    semconv.DECISION_EVENT_ID: "event_id",
+    semconv.DECISION_EVENT_EFFECTIVE_AT: "effective_at_ns",
+}
+EVENT_COLUMNS: tuple[Column, ...] = tuple(
+    Column(_EVENT_NAMES.get(key) or key.removeprefix("decision.event.").replace(".", "_"), key, kind)
+    for key, (kind, _doc) in semconv.EVENT_ATTRIBUTES.items()
+)
+"""One column per ``semconv.EVENT_ATTRIBUTES`` key (``decision_event_type`` -> ``type``...)."""
 
 _REVIEW_NAMES = {
     semconv.DECISION_ID: "decision_id",
@@ -266,6 +301,11 @@ def decision_span_predicate() -> str:
 def review_span_predicate() -> str:
     """SQL predicate on ``otel_traces`` selecting review spans."""
     return f"{semconv.record_sql(semconv.RecordKind.REVIEW)} AND SpanAttributes['{semconv.DECISION_REVIEW_ID}'] != ''"
+
+
+def event_span_predicate() -> str:
+    """SQL predicate on ``otel_traces`` selecting event spans (corrections, notices)."""
+    return f"{semconv.record_sql(semconv.RecordKind.EVENT)} AND SpanAttributes['{semconv.DECISION_EVENT_ID}'] != ''"
 
 
 def typed_select(columns: tuple[Column, ...], source: str, predicate: str) -> str:
@@ -365,7 +405,7 @@ def _rendered(database: str, cluster: str | None) -> tuple[Migration, ...]:
         Migration(
             2,
             "typed decisions table",
-            _typed_statements("decisions", DECISION_COLUMNS, "decision_id", decision_span_predicate(), db, cluster),
+            _typed_statements("decisions", _DECISION_COLUMNS_V2, "decision_id", decision_span_predicate(), db, cluster),
         ),
         Migration(
             3,
@@ -386,6 +426,82 @@ def _rendered(database: str, cluster: str | None) -> tuple[Migration, ...]:
                 "    updated_at DateTime64(3) DEFAULT now64(3)\n"
                 f") ENGINE = {approvals_engine}\nORDER BY (model_name, model_version, approved_from)",
             ),
+        ),
+        Migration(5, "record life cycle: retention, holds, disposal, erasure, events, access", _lifecycle(db, cluster)),
+    )
+
+
+def _lifecycle(db: str, cluster: str | None) -> tuple[str, ...]:
+    """Migration 5: the decision columns the life cycle needs, ``decision_events``, and the life-cycle registers."""
+    cl = _cluster_string(cluster)
+    table = f"{_ident(db)}.`decisions`"
+    added = [col for col in DECISION_COLUMNS if col.key in LIFECYCLE_DECISION_KEYS]
+    source = f"{_ident(db)}.{_ident(TRACES_TABLE)}"
+    select = typed_select(DECISION_COLUMNS, source, decision_span_predicate())
+    column_list = ", ".join([c for c, _t, _e in SPAN_COLUMNS] + [col.name for col in DECISION_COLUMNS])
+    merge = f"ReplicatedMergeTree({REPLICA_PATH})" if cluster else "MergeTree()"
+    replacing = (
+        f"ReplicatedReplacingMergeTree({REPLICA_PATH}, updated_at)" if cluster else "ReplacingMergeTree(updated_at)"
+    )
+
+    def register(name: str, columns: str, order: str, engine: str = merge) -> str:
+        return f"CREATE TABLE IF NOT EXISTS {_ident(db)}.{_ident(name)} {cl} (\n{columns}\n) ENGINE = {engine}\nORDER BY {order}"
+
+    return (
+        *(f"ALTER TABLE {table} {cl} ADD COLUMN IF NOT EXISTS {col.name} {col.codec}" for col in added),
+        # The view is re-created with every column; rows it missed meanwhile are re-derived below.
+        f"DROP VIEW IF EXISTS {_ident(db)}.`decisions_mv` {cl}",
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {_ident(db)}.`decisions_mv` {cl}\nTO {table} ({column_list})\nAS {select}",
+        # Re-derive every decision with the new columns (the newest ingested_at wins in FINAL).
+        f"INSERT INTO {table} ({column_list})\n{select}",
+        *_typed_statements("decision_events", EVENT_COLUMNS, "event_id", event_span_predicate(), db, cluster),
+        register(
+            "legal_holds",
+            "    hold_id String,\n    action LowCardinality(String),\n    scope LowCardinality(String),\n"
+            "    target String,\n    reason String,\n    reference String,\n    actor String,\n    source String,\n"
+            "    at DateTime64(3) DEFAULT now64(3)",
+            "(hold_id, at, target)",
+        ),
+        f"CREATE VIEW IF NOT EXISTS {_ident(db)}.`active_legal_holds` {cl} AS\n"
+        f"SELECT hold_id, scope, target, reason, reference, actor, source, at FROM {_ident(db)}.`legal_holds`\n"
+        f"WHERE action = 'place' AND hold_id NOT IN (SELECT hold_id FROM {_ident(db)}.`legal_holds` WHERE action = 'release')",
+        register(
+            "lifecycle_operations",
+            "    operation_id String,\n    kind LowCardinality(String),\n    at DateTime64(3),\n    actor String,\n"
+            "    request String,\n    detail String,\n    deleted UInt64,\n    kept UInt64,\n"
+            "    digest String,\n    signature String,\n    key_id String",
+            "(at, operation_id)",
+        ),
+        register(
+            "lifecycle_records",
+            "    operation_id String,\n    kind LowCardinality(String),\n    action LowCardinality(String),\n"
+            "    record_kind LowCardinality(String),\n    record_id String,\n    decision_id String,\n"
+            "    chain String,\n    seq Int64,\n    hash String,\n    prev_hash String,\n    retain_until Nullable(Date32),\n"
+            "    obligation String,\n    at DateTime64(3)",
+            "(operation_id, record_id)",
+        ),
+        register(
+            "retention_policies",
+            "    policy_id String,\n    policy String,\n    recorded_by String,\n    source String,\n"
+            "    recorded_at DateTime64(3) DEFAULT now64(3)",
+            "(recorded_at, policy_id)",
+        ),
+        register(
+            "access_log",
+            "    at DateTime64(6) DEFAULT now64(6),\n    source LowCardinality(String),\n    db_user String,\n"
+            "    os_user String,\n    command String,\n    query_name String,\n    parameters String,\n"
+            "    subject_ids Array(String),\n    tables Array(String),\n    rows UInt64,\n    phi_rows UInt64,\n"
+            "    export_format String,\n    query_id String",
+            "(at)",
+        ),
+        register(
+            "incidents",
+            "    incident_id String,\n    title String,\n    model_name LowCardinality(String),\n"
+            "    model_version LowCardinality(String),\n    opened_at DateTime64(3),\n"
+            "    closed_at Nullable(DateTime64(3)),\n    reference String,\n    opened_by String,\n"
+            "    updated_at DateTime64(3) DEFAULT now64(3)",
+            "(incident_id)",
+            replacing,
         ),
     )
 
@@ -473,6 +589,7 @@ def apply_migrations(client: Any, *, database: str | None = None, cluster: str |
             )
             logger.info("otel-decisions: applied migration %d (%s)", migration.version, migration.name)
             ran.append(migration)
+        ensure_query_log_feed(client, db, cluster=cluster)  # raw SQL reads of decision data reach access_log
         return ran
     except OtelDecisionsError:
         raise
@@ -518,7 +635,7 @@ def store_info(client: Any, database: str | None = None) -> dict[str, Any]:
             parameters={"db": db},
         ).result_rows
     }
-    for name in (TRACES_TABLE, "decisions", "decision_reviews", "model_approvals"):
+    for name in (TRACES_TABLE, "decisions", "decision_reviews", "decision_events", "model_approvals", "legal_holds"):
         info[f"{name}_rows"] = tables[name][0] if name in tables else None
     if "decisions" in tables:
         info["decisions_distinct"] = int(client.command(f"SELECT count() FROM {_ident(db)}.decisions FINAL"))
