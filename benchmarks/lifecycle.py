@@ -58,6 +58,7 @@ def main() -> None:
               f"({decisions / write_s:,.0f}/s)")
         held = sorted({d.subject_id for d in data.decisions})[:20]
         lifecycle.place_hold(client, "subject", held, reason="benchmark", reference="B-1", actor="bench")
+        print(f"legal hold on {len(held)} subjects")
 
         verify_before_s, before = timed(lambda: verify(client, key=KEY))
         # Seeded decisions run from 2026-01-05 for eight weeks: six years later, about half are due.
@@ -69,7 +70,8 @@ def main() -> None:
               f"({len(result.deleted) / dispose_s:,.0f} decisions/s)")
         print(f"verify: {before.checked} records in {verify_before_s:.2f} s before; {after.checked} records + "
               f"{after.removed} tombstones in {verify_after_s:.2f} s after = {verify_after_s / verify_before_s:.2f}x "
-              f"(problems before/after: {len(before.problems)}/{len(after.problems)}, the seed's one broken link)")
+              f"(problems before/after: {len(before.problems)}/{len(after.problems)}: the seed's one broken link, and after, "
+              "the disposal signed with another key than the seed's made-up key id)")
 
         remaining = client.query("SELECT subject_id FROM decisions FINAL WHERE subject_id NOT IN "
                                  "(SELECT target FROM active_legal_holds) LIMIT 1").result_rows[0][0]

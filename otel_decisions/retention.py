@@ -153,6 +153,8 @@ class RetentionTerm:
     basis: str
     obligation: bool
     rules: tuple[str, ...]
+    obligation_until: date | None = None
+    """The end of the longest legal obligation (``None``: none applies, or the class is unknown)."""
 
 
 def _rule_from_json(name: str, spec: Any) -> RetentionRule:
@@ -242,7 +244,7 @@ class RetentionPolicy:
         obliged = [rule for rule in rules if rule.obligation]
         if obliged:
             basis_rule = max(obliged, key=lambda r: r.until(day))
-            return RetentionTerm(until, basis_rule.basis, True, tuple(r.name for r in rules))
+            return RetentionTerm(until, basis_rule.basis, True, tuple(r.name for r in rules), basis_rule.until(day))
         return RetentionTerm(until, rules[0].basis, False, tuple(r.name for r in rules))
 
     def knows(self, retention_class: str | None) -> bool:

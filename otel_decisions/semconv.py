@@ -121,9 +121,10 @@ DECISION_SEGMENT: Final = "decision.segment"
 DECISION_RETENTION_UNTIL: Final = "decision.retention.until"
 """Date (``YYYY-MM-DD``, UTC) until which the record must be kept: the longest period that applies."""
 DECISION_RETENTION_BASIS: Final = "decision.retention.basis"
-"""The obligation that sets ``retain_until`` (e.g. FINRA Rule 4511(b)), or the internal policy."""
-DECISION_RETENTION_OBLIGATION: Final = "decision.retention.obligation"
-"""Whether the law requires keeping the record until ``retain_until`` (an erasure request keeps it then)."""
+"""The longest legal obligation that applies (e.g. FINRA Rule 4511(b)), or the internal policy if none does."""
+DECISION_RETENTION_OBLIGATION_UNTIL: Final = "decision.retention.obligation_until"
+"""Date until which the law requires keeping the record (the longest legal obligation; an erasure request
+keeps it until then); absent when no legal obligation applies."""
 DECISION_RETENTION_POLICY: Final = "decision.retention.policy"
 """Id of the retention policy (its rules' digest) that computed ``retain_until``."""
 DECISION_LEGAL_BASIS: Final = "decision.legal_basis"
@@ -274,8 +275,11 @@ DECISION_ATTRIBUTES: Final[dict[str, tuple[str, str]]] = {
     DECISION_PSEUDONYM_KEY_ID: ("string", "id of the HMAC key used for pseudonyms and digest"),
     DECISION_SEGMENT: ("string", "optional cohort label for fairness queries"),
     DECISION_RETENTION_UNTIL: ("date", "keep until this day (UTC): the longest retention period that applies"),
-    DECISION_RETENTION_BASIS: ("string", "the obligation behind `retention.until` (e.g. FINRA Rule 4511(b))"),
-    DECISION_RETENTION_OBLIGATION: ("bool", "the law requires keeping it until then (erasure keeps it)"),
+    DECISION_RETENTION_BASIS: (
+        "string",
+        "the legal obligation behind `retention.obligation_until` (e.g. FINRA Rule 4511(b)), else the internal policy",
+    ),
+    DECISION_RETENTION_OBLIGATION_UNTIL: ("date", "the law requires keeping it until this day (erasure keeps it)"),
     DECISION_RETENTION_POLICY: ("string", "id of the retention policy that computed `retention.until`"),
     DECISION_LEGAL_BASIS: ("string", "GDPR 22(2) basis of a solely automated decision: contract / law / consent"),
     DECISION_DATA_SOURCES: ("string[]", "data sources used"),

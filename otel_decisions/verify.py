@@ -46,6 +46,7 @@ from otel_decisions import semconv
 from otel_decisions.integrity import (
     chain_material,
     checkpoint_material,
+    kept_digest,
     links_digest,
     operation_material,
     record_digest,
@@ -85,13 +86,13 @@ ORDER BY chain, seq
 """
 
 _OPERATIONS_SQL = """
-SELECT o.operation_id, o.kind, o.digest, o.signature, o.key_id, o.deleted, o.request
+SELECT o.operation_id, o.kind, o.digest, o.signature, o.key_id, o.deleted, o.request, o.actor
 FROM lifecycle_operations AS o
 ORDER BY o.at, o.operation_id
 """
 
 _OPERATION_LINKS_SQL = """
-SELECT operation_id, chain, seq, hash, prev_hash, action, decision_id
+SELECT operation_id, chain, seq, hash, prev_hash, action, decision_id, obligation
 FROM lifecycle_records
 ORDER BY operation_id
 """
@@ -139,7 +140,7 @@ def _typed_sql(*, events: bool = True) -> list[tuple[str, str, str]]:
 class Problem:
     """One integrity finding."""
 
-    kind: str  # altered | missing | broken_link | forked | forged_checkpoint | not_in_store | forged_removal
+    kind: str  # altered | missing | broken_link | forked | forged_checkpoint | not_in_store | forged_removal | resurrected
     chain: str
     seq: int
     record_id: str
@@ -186,36 +187,54 @@ def _has_table(client: Any, name: str) -> bool:
         raise store_error(exc, "verify") from exc
 
 
-def _check_operations(client: Any, key: bytes | None, report: IntegrityReport) -> list[Problem]:
-    """Each disposal or erasure: its tombstones' digest, count and signature; tombstones without an operation."""
+def _check_operations(
+    client: Any, key: bytes | None, report: IntegrityReport, chain_keys: dict[str, str]
+) -> list[Problem]:
+    """Each disposal or erasure: its tombstones' digest and count, what it kept, who ran it for which request,
+    all under its signature, made with the key of the chains it removed links from; tombstones without an
+    operation. A verifier without that key checks everything but the signature (``unsigned_operations``)."""
     problems: list[Problem] = []
     links: dict[str, list[tuple[str, int, str, str]]] = {}
+    kept: dict[str, list[tuple[str, str]]] = {}
     decisions: dict[str, str] = {}
-    for operation_id, chain, seq, link_hash, prev_hash, action, decision_id in _rows(client, _OPERATION_LINKS_SQL):
+    for operation_id, chain, seq, link_hash, prev_hash, action, decision_id, obligation in _rows(
+        client, _OPERATION_LINKS_SQL
+    ):
         decisions.setdefault(operation_id, decision_id)
         if action == "deleted":
             links.setdefault(operation_id, []).append((chain, int(seq), link_hash, prev_hash))
+        elif action == "kept":
+            kept.setdefault(operation_id, []).append((decision_id, obligation))
     own_key_id = key_id(key) if key else None
     known = set()
-    for operation_id, kind, digest, signature, signer, _deleted, request in _rows(client, _OPERATIONS_SQL):
+    for operation_id, kind, digest, signature, signer, _deleted, request, actor in _rows(client, _OPERATIONS_SQL):
         known.add(operation_id)
         report.operations += 1
         covered = links.get(operation_id, [])
+        where = f"{kind} {request!r} by {actor!r}"
         if links_digest(covered) != digest:
             problems.append(
-                Problem(
-                    "forged_removal", "", 0, operation_id, f"{kind} {request!r}: its tombstones do not match its digest"
-                )
+                Problem("forged_removal", "", 0, operation_id, f"{where}: its tombstones do not match its digest")
             )
             continue
+        others = sorted({chain_keys[c] for c, *_ in covered if chain_keys.get(c, signer) != signer})
+        if not signature or not signer or others:
+            why = (
+                "is not signed"
+                if not (signature and signer)
+                else f"is signed with key {signer!r}, its chains use {others}"
+            )
+            problems.append(Problem("forged_removal", "", 0, operation_id, f"{where} {why}"))
+            continue
         if own_key_id is not None and signer == own_key_id:
-            if not signature_valid(key, operation_material(operation_id, kind, digest, len(covered)), signature):  # type: ignore[arg-type]
-                problems.append(
-                    Problem("forged_removal", "", 0, operation_id, f"{kind} {request!r}: signature does not verify")
-                )
+            material = operation_material(
+                operation_id, kind, digest, len(covered), request, actor, kept_digest(kept.get(operation_id, []))
+            )
+            if not signature_valid(key, material, signature):  # type: ignore[arg-type]
+                problems.append(Problem("forged_removal", "", 0, operation_id, f"{where}: signature does not verify"))
         else:
             report.unsigned_operations += 1
-    for operation_id in sorted(set(links) - known):
+    for operation_id in sorted((set(links) | set(kept)) - known):
         problems.append(
             Problem(
                 "forged_removal",
@@ -241,16 +260,29 @@ def verify(client: Any, *, key: bytes | None = None) -> IntegrityReport:
     links: list[tuple[Any, ...]] = [(str(r[0]), int(r[1]), False, *r[2:]) for r in _rows(client, _CHAIN_SQL)]
     present = {(chain, seq) for chain, seq, *_rest in links}
     if lifecycle:
-        report.problems += _check_operations(client, key, report)
+        stored_hash = {(r[0], r[1]): dict(r[5]).get(semconv.DECISION_INTEGRITY_HASH, "") for r in links}
         for chain, seq, link_hash, prev_link, record_id, operation_id, variants in _rows(client, _TOMBSTONE_SQL):
+            seq = int(seq)
             if int(variants) > 1:
                 report.problems.append(
+                    Problem("forged_removal", chain, seq, record_id, "removal records disagree on this link's hash")
+                )
+            if (chain, seq) not in present:
+                links.append((chain, seq, True, record_id, link_hash, prev_link, operation_id))
+            elif stored_hash[(chain, seq)] != link_hash:
+                report.problems.append(
+                    Problem("altered", chain, seq, record_id, "the record at a removed position has another hash")
+                )
+            else:  # e.g. re-delivered after its removal: `retention apply` or `erase` removes it again
+                report.problems.append(
                     Problem(
-                        "forged_removal", chain, int(seq), record_id, "removal records disagree on this link's hash"
+                        "resurrected",
+                        chain,
+                        seq,
+                        record_id,
+                        f"removed by operation {operation_id} but stored again; run `otel-decisions retention apply`",
                     )
                 )
-            if (chain, int(seq)) not in present:
-                links.append((chain, int(seq), True, record_id, link_hash, prev_link, operation_id))
         links.sort(key=lambda link: (link[0], link[1]))
     for chain, seq, removed, record_id, *rest in links:
         if removed:
@@ -308,6 +340,13 @@ def verify(client: Any, *, key: bytes | None = None) -> IntegrityReport:
                 )
         previous = (chain, seq, stored)
 
+    checkpoints = _rows(client, _CHECKPOINT_SQL)
+    if lifecycle:
+        signers = dict(chain_keys)
+        for chain, _seq, _hash, _signature, signer in checkpoints:
+            signers.setdefault(chain, signer)  # a chain whose every record was removed: its checkpoints' key
+        report.problems += _check_operations(client, key, report, signers)
+
     for table, orphans_sql, missing_sql in _typed_sql(events=lifecycle):
         for (record_id,) in _rows(client, orphans_sql):
             report.problems.append(
@@ -317,7 +356,7 @@ def verify(client: Any, *, key: bytes | None = None) -> IntegrityReport:
             report.problems.append(Problem("not_in_store", "", 0, record_id, f"delivered, but its {table} row is gone"))
 
     own_key_id = key_id(key) if key else None
-    for chain, seq, head_hash, signature, signer in _rows(client, _CHECKPOINT_SQL):
+    for chain, seq, head_hash, signature, signer in checkpoints:
         seq = int(seq)
         report.checkpoints += 1
         if chain in chain_keys and signer != chain_keys[chain]:

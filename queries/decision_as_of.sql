@@ -17,7 +17,12 @@ SELECT
     reason,
     reference,
     changed_at <= {at:DateTime64(3)} AS in_effect,
-    if(field = '', '', argMaxIf(new_value, changed_at, changed_at <= {at:DateTime64(3)}) OVER (PARTITION BY field)) AS value_as_of
+    -- a field no change had touched yet at that time (an input corrected later) had its first change's original value
+    multiIf(
+        field = '', '',
+        countIf(changed_at <= {at:DateTime64(3)}) OVER (PARTITION BY field) > 0,
+        argMaxIf(new_value, changed_at, changed_at <= {at:DateTime64(3)}) OVER (PARTITION BY field),
+        argMin(original_value, changed_at) OVER (PARTITION BY field)) AS value_as_of
 FROM
 (
     SELECT timestamp AS changed_at, 'recorded' AS change, '' AS actor_id, f.1 AS field, '' AS original_value,

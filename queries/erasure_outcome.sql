@@ -17,5 +17,6 @@ FROM lifecycle_records AS r
 INNER JOIN (
     SELECT operation_id, request, at, actor FROM lifecycle_operations WHERE kind = 'erasure' AND request = {request:String}
 ) AS o ON o.operation_id = r.operation_id
+WHERE r.record_kind != 'task_run'
 GROUP BY o.request, o.at, o.actor, r.decision_id
 ORDER BY erased_at, outcome, decision_id

@@ -9,27 +9,28 @@
 -- param: subject_id String | pseudonymised subject id (decision.subject.id): `otel-decisions pseudonymise RAW_ID` computes it with the same key
 -- The subject's decisions are the join's build side, so the join filters decision_reviews by their
 -- ids while it reads it (a runtime join filter) instead of aggregating every review first.
--- Copies of a re-delivered decision or review are identical rows: grouping by decision_id and
--- counting distinct review ids gives each once, without FINAL.
+-- Copies of a re-delivered decision or review: grouping by decision_id, taking each field from the
+-- newest copy (a migration re-derives rows with new columns) and counting distinct review ids gives
+-- each once, without FINAL.
 SELECT
     d.decision_id AS decision_id,
-    any(d.timestamp) AS timestamp,
-    any(d.decision_type) AS decision_type,
-    any(d.outcome) AS outcome,
-    any(d.confidence) AS confidence,
-    any(d.rationale) AS rationale,
-    any(d.reasons) AS reasons,
-    any(d.inputs_digest) AS inputs_digest,
-    any(d.model_name) AS model_name,
-    any(d.model_version) AS model_version,
-    any(d.automation) AS automation,
-    any(d.legal_basis) AS legal_basis,
-    any(d.data_sources) AS data_sources,
-    any(d.dataset_versions) AS dataset_versions,
-    any(d.retention_until) AS retention_until,
-    any(d.retention_basis) AS retention_basis,
-    any(d.on_hold) AS on_hold,
-    any(d.corrections) AS corrections,
+    argMax(d.timestamp, d.ingested_at) AS timestamp,
+    argMax(d.decision_type, d.ingested_at) AS decision_type,
+    argMax(d.outcome, d.ingested_at) AS outcome,
+    argMax(d.confidence, d.ingested_at) AS confidence,
+    argMax(d.rationale, d.ingested_at) AS rationale,
+    argMax(d.reasons, d.ingested_at) AS reasons,
+    argMax(d.inputs_digest, d.ingested_at) AS inputs_digest,
+    argMax(d.model_name, d.ingested_at) AS model_name,
+    argMax(d.model_version, d.ingested_at) AS model_version,
+    argMax(d.automation, d.ingested_at) AS automation,
+    argMax(d.legal_basis, d.ingested_at) AS legal_basis,
+    argMax(d.data_sources, d.ingested_at) AS data_sources,
+    argMax(d.dataset_versions, d.ingested_at) AS dataset_versions,
+    argMax(d.retention_until, d.ingested_at) AS retention_until,
+    argMax(d.retention_basis, d.ingested_at) AS retention_basis,
+    argMax(d.on_hold, d.ingested_at) AS on_hold,
+    argMax(d.corrections, d.ingested_at) AS corrections,
     uniqExactIf(r.review_id, r.review_id != '') AS review_count,
     argMax(r.action, r.timestamp) AS last_review_action,
     argMax(r.reviewer_id, r.timestamp) AS last_reviewer_id,
@@ -40,8 +41,8 @@ RIGHT JOIN
     SELECT s.*, e.corrections AS corrections
     FROM
     (
-        SELECT decision_id, timestamp, decision_type, outcome, confidence, rationale, reasons, inputs_digest, model_name,
-               model_version, automation, legal_basis, data_sources, dataset_versions, retention_until, retention_basis,
+        SELECT decision_id, ingested_at, timestamp, decision_type, outcome, confidence, rationale, reasons, inputs_digest,
+               model_name, model_version, automation, legal_basis, data_sources, dataset_versions, retention_until, retention_basis,
                (decision_id IN (SELECT target FROM active_legal_holds WHERE scope = 'decision')
                 OR subject_id IN (SELECT target FROM active_legal_holds WHERE scope = 'subject')
                 OR flow_run_id IN (SELECT target FROM active_legal_holds WHERE scope = 'flow_run')

@@ -24,6 +24,8 @@ class RecordStore:
         apply_migrations(self.client)
         importlib.import_module("otel_decisions.capture").chain.reset()  # this database holds the whole chain
         self.memory = InMemorySpanExporter()
+        self.exported: list = []
+        """Every span store() wrote, in order."""
         otel_decisions.configure(exporters=["none"], span_exporters=[self.memory], durable=False,
                                  data_dir=str(tmp_path), hmac_key=TEST_HMAC_KEY)
 
@@ -33,6 +35,7 @@ class RecordStore:
         exporter = ClickHouseSpanExporter(self.dsn)
         spans = self.memory.get_finished_spans()
         exporter.export(spans)
+        self.exported += spans
         if redeliver_first:
             exporter.export(spans[:1])
         exporter.shutdown()

@@ -206,7 +206,8 @@ def build_seed(
             rationale = ""
         if rng.random() < 0.04:
             reasons = []
-        subject_id = f"subj-{rng.randrange(0, max(n // 3, 1)):05d}"
+        # stored as the capture path stores it: a 64-hex pseudonym (here of a synthetic applicant number)
+        subject_id = hashlib.sha256(f"subj-{rng.randrange(0, max(n // 3, 1)):05d}".encode()).hexdigest()
         automation = rng.choice(
             (semconv.Automation.AUTOMATED.value, semconv.Automation.AUTOMATED.value, semconv.Automation.HUMAN_IN_LOOP.value)
         )
@@ -290,7 +291,7 @@ def build_seed(
         attributes.update({
             semconv.DECISION_RETENTION_UNTIL: term.retain_until.isoformat(),
             semconv.DECISION_RETENTION_BASIS: term.basis,
-            semconv.DECISION_RETENTION_OBLIGATION: term.obligation,
+            semconv.DECISION_RETENTION_OBLIGATION_UNTIL: term.obligation_until.isoformat(),
             semconv.DECISION_RETENTION_POLICY: _RETENTION.policy_id,
         })
         if confidence is not None:

@@ -60,16 +60,19 @@ def test_retain_until_is_the_longest_period_that_applies_and_is_stored_typed(tmp
     got = {
         r[0]: r[1:]
         for r in store.client.query(
-            "SELECT decision_id, retention_until, retention_basis, retention_obligation, retention_policy "
+            "SELECT decision_id, retention_until, retention_basis, retention_obligation_until, retention_policy "
             "FROM decisions FINAL"
         ).result_rows
     }
     day = datetime.fromtimestamp(reg_b.timestamp_ns / 1e9, UTC).date()
     policy = RetentionPolicy.from_settings({})
-    assert got[reg_b.id][:3] == (add_months(day, 25), policy.rules["reg-b-25m"].basis, True)
-    assert got[finra.id][:3] == (add_months(day, 72), policy.rules["finra-6y"].basis, True)  # the longest wins
-    assert got[plain.id][:3] == (add_months(day, 12), policy.rules["standard"].basis, False)  # no obligation
-    assert got[unknown.id][0] is None and got[unknown.id][2] is True  # kept until the policy names the class
+    assert got[reg_b.id][:3] == (add_months(day, 25), policy.rules["reg-b-25m"].basis, add_months(day, 25))
+    assert got[finra.id][:3] == (add_months(day, 72), policy.rules["finra-6y"].basis, add_months(day, 72))  # longest
+    assert got[plain.id][:3] == (add_months(day, 12), policy.rules["standard"].basis, None)  # no obligation
+    assert got[unknown.id][0] is None and got[unknown.id][2] is None  # kept until the policy names the class
+    # a longer internal period beside a shorter obligation: disposal waits for the longer, erasure only the shorter
+    mixed = policy.term(day, "standard", ["EU-AI-Act-Art12"])
+    assert (mixed.retain_until, mixed.obligation_until) == (add_months(day, 12), add_months(day, 6))
     assert {g[3] for g in got.values()} == {policy.policy_id}
     assert verify(store.client, key=KEY).ok
 
@@ -108,6 +111,10 @@ def test_retention_due__disposal_removes_exactly_the_expired_unheld_records_and_
 
     dry = lifecycle.apply_retention(client, actor="records-manager", key=KEY, dry_run=True, as_of=later)
     assert sorted(dry.deleted) == sorted(d.id for d in short[:3]) and dry.held == 1
+    cli_dry = CliRunner().invoke(app, ["retention", "apply", "--dry-run", "--by", "rm", "--as-of", later.isoformat(),
+                                       "--dsn", store.dsn, "--format", "json"])
+    assert cli_dry.exit_code == 0, cli_dry.output
+    assert sorted(r["decision_id"] for r in json.loads(cli_dry.stdout)) == sorted(d.id for d in short[:3])
     assert len(stored_ids(client)) == 6  # a dry run changes nothing
 
     result = lifecycle.apply_retention(client, actor="records-manager", key=KEY, as_of=later,
@@ -131,9 +138,14 @@ def test_retention_due__disposal_removes_exactly_the_expired_unheld_records_and_
 
     # released, the held record goes at the next run
     lifecycle.release_hold(client, hold.hold_id, actor="legal", reason="complaint closed")
-    again = lifecycle.apply_retention(client, actor="records-manager", key=KEY, as_of=later)
+    changed = RetentionPolicy.from_settings({"reg-b-25m": {"period": "26m", "basis": "Reg B 1002.12(b)(1), margin"}})
+    again = lifecycle.apply_retention(client, actor="records-manager", key=KEY, as_of=later, policy=changed)
     assert again.deleted == [short[3].id] and stored_ids(client) == {d.id for d in long}
     assert verify(client, key=KEY).ok
+    # the policy change is on record, with who ran it
+    recorded = client.query("SELECT policy_id, recorded_by FROM retention_policies ORDER BY recorded_at").result_rows
+    assert recorded == [(RetentionPolicy.from_settings({}).policy_id, "records-manager"),
+                        (changed.policy_id, "records-manager")]
 
 
 def test_a_deletion_without_a_disposal_record_is_still_reported(aged):
@@ -265,7 +277,7 @@ def test_decision_as_of(tmp_path):
     as_now = rows(client, "decision_as_of", decision_id=decision.id)
     value = lambda result, field: {r["field"]: r["value_as_of"] for r in result}[field]  # noqa: E731
     assert value(as_before, "outcome") == "deny" and value(as_now, "outcome") == "approve"
-    assert value(as_now, "inputs.income") == "52000" and value(as_before, "inputs.income") == ""
+    assert value(as_now, "inputs.income") == "52000" and value(as_before, "inputs.income") == "41000"
     assert json.loads(value(as_now, "inputs"))["income"] == 41_000  # the original is unchanged
     changes = [(r["change"], r["field"], r["in_effect"]) for r in as_before if r["change"] != "recorded"]
     assert changes == [("correction", "inputs.income", False), ("correction", "inputs.ssn", False),
@@ -367,8 +379,9 @@ def test_score_drift_incidents(tmp_path):
 # --- access audit ----------------------------------------------------------------------------------------
 def test_access_audit(tmp_path):
     store = RecordStore(tmp_path, "access")
-    record(subject_id="patient-1", type="clinical.triage", outcome="urgent", regulations=["HIPAA-164.312(b)"],
-           retention_class="hipaa-6y", model_name="triage-net", model_version="3.2")
+    triage = record(subject_id="patient-1", type="clinical.triage", outcome="urgent",
+                    regulations=["HIPAA-164.312(b)"], retention_class="hipaa-6y", model_name="triage-net",
+                    model_version="3.2")
     record(subject_id="applicant-2")
     store.store()
     runner = CliRunner()
@@ -386,6 +399,12 @@ def test_access_audit(tmp_path):
     assert entry["export_format"] == "csv" and entry["phi"] == "yes" and entry["subject_ids"] == [patient]
     phi = [r for r in rows(store.client, "access_audit", phi_only=True) if r["source"] == "otel-decisions"]
     assert [r["subject_ids"] for r in phi] == [[patient]]  # the applicant's read returned no PHI
+    # an export of the patient's trace is a PHI export
+    exported = runner.invoke(app, ["export-trace", triage.trace_id, "--dsn", store.dsn, "--output",
+                                   str(tmp_path / "t.json")])
+    assert exported.exit_code == 0, exported.output
+    phi = [r for r in rows(store.client, "access_audit", phi_only=True) if r["source"] == "otel-decisions"]
+    assert [(r["command"], r["export_format"], r["phi_rows"]) for r in phi][-1] == ("export-trace", "otlp-json", 1)
 
 
 def test_migration_5_upgrades_a_store_whose_decisions_already_carry_the_new_attributes(tmp_path):
@@ -416,3 +435,120 @@ def test_migration_5_upgrades_a_store_whose_decisions_already_carry_the_new_attr
     assert (basis, sources) == ("law", ["lab"])
     report = verify(client, key=KEY)
     assert report.ok, report.problems
+
+
+@pytest.mark.slow
+def test_erasure_outcome__removes_the_prefect_task_run_spans_of_the_erased_decisions(tmp_path):
+    """Real Prefect task runs: the erased applicant's task-run span (which carried the task's parameters) goes
+    with the decision; the other applicant's task run and decision stay; verify still passes."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from otel_decisions.store.client import get_client
+
+    script = Path(__file__).parent / "apps" / "erasure_flow.py"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PREFECT_"))}
+    env.update({
+        "OTEL_DECISIONS_DATA_DIR": str(tmp_path / "data"),
+        "OTEL_DECISIONS_HMAC_KEY": TEST_HMAC_KEY,
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "CRITICAL",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    })
+    ran = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=600,
+                         cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr[-4000:]
+    dsn = f"chdb://{tmp_path / 'data' / 'chdb'}"
+    client = get_client(dsn, role="admin")
+    try:
+        subject, other = pseudonym("APP-90001"), pseudonym("APP-90002")
+        runs = dict(client.query("SELECT subject_id, task_run_id FROM decisions FINAL").result_rows)
+        assert set(runs) == {subject, other} and all(runs.values())
+        run_spans = ("SELECT count() FROM otel_traces WHERE SpanAttributes['prefect.run.type'] = 'task' "
+                     "AND SpanAttributes['prefect.run.id'] = '{}'")
+        assert client.command(run_spans.format(runs[subject])) == 1 == client.command(run_spans.format(runs[other]))
+        out = CliRunner().invoke(app, ["erase", subject, "--request", "DSR-9", "--by", "dpo", "--dsn", dsn],
+                                 env={"OTEL_DECISIONS_HMAC_KEY": TEST_HMAC_KEY})
+        assert out.exit_code == 0, out.output
+        assert client.command(run_spans.format(runs[subject])) == 0
+        assert client.command(run_spans.format(runs[other])) == 1
+        assert client.command(
+            f"SELECT count() FROM otel_traces WHERE has(mapValues(SpanAttributes), '{runs[subject]}')") == 0
+        assert [r[0] for r in client.query("SELECT subject_id FROM decisions FINAL").result_rows] == [other]
+        text = str(client.query("SELECT SpanName, SpanAttributes FROM otel_traces").result_rows)
+        for raw in ("APP-90001", "Ilse", "Marrowby", subject):
+            assert raw not in text, raw
+        assert verify(client, key=KEY).ok
+    finally:
+        client.close()
+
+
+def test_a_removal_that_is_unsigned_or_signed_with_another_key_is_forged(aged):
+    """An admin who deletes records and writes tombstones with a valid digest but no signature (or another key's)
+    does not pass verify; neither does a tombstone for a record that is still stored with another hash."""
+    from otel_decisions.integrity import links_digest
+
+    store, short, long = aged
+    client = store.client
+    victim = long[1].id
+    links = client.query(
+        "SELECT SpanAttributes['decision.integrity.chain'], toInt64(SpanAttributes['decision.integrity.seq']), "
+        "SpanAttributes['decision.integrity.hash'], SpanAttributes['decision.integrity.prev_hash'] "
+        f"FROM otel_traces WHERE SpanAttributes['decision.id'] = '{victim}' LIMIT 1").result_rows
+    columns = ["operation_id", "kind", "action", "record_kind", "record_id", "decision_id", "chain", "seq", "hash",
+               "prev_hash", "at"]
+    client.insert("lifecycle_records", [["op-x", "disposal", "deleted", "decision", victim, victim, *links[0],
+                                         datetime.now(UTC)]], column_names=columns)
+    for signer in ("", "not-our-key"):
+        client.command("TRUNCATE TABLE lifecycle_operations")
+        client.insert("lifecycle_operations", [["op-x", "disposal", datetime.now(UTC), "intruder", "r", "{}", 1, 0,
+                                                links_digest(links), "ab" * 32 if signer else "", signer]],
+                      column_names=["operation_id", "kind", "at", "actor", "request", "detail", "deleted", "kept",
+                                    "digest", "signature", "key_id"])
+        client.command(f"DELETE FROM otel_traces WHERE SpanAttributes['decision.id'] = '{victim}'")
+        client.command(f"DELETE FROM decisions WHERE decision_id = '{victim}'")
+        problems = [(p.kind, p.detail) for p in verify(client).problems]  # even a verifier without the key
+        assert [k for k, _d in problems] == ["forged_removal"], problems
+        assert ("is not signed" if not signer else "is signed with key 'not-our-key'") in problems[0][1]
+    with pytest.raises(otel_decisions.errors.OtelDecisionsError, match="must be signed"):
+        lifecycle.apply_retention(client, actor="rm", key=None, as_of=TODAY + timedelta(days=31 * 30))
+
+
+def test_a_removed_record_delivered_again_is_reported_and_removed_again(aged):
+    store, short, long = aged
+    client = store.client
+    later = TODAY + timedelta(days=31 * 30)
+    spans = [s for s in store.exported if s.attributes.get("decision.id") == short[1].id]
+    lifecycle.apply_retention(client, actor="rm", key=KEY, as_of=later)
+    assert verify(client, key=KEY).ok
+    from otel_decisions.store.exporter import ClickHouseSpanExporter
+
+    assert ClickHouseSpanExporter(client=client).export(spans).name == "SUCCESS"  # a late retry of the batch
+    assert short[1].id in stored_ids(client)
+    assert [p.kind for p in verify(client, key=KEY).problems] == ["resurrected"]
+    again = lifecycle.apply_retention(client, actor="rm", key=KEY, as_of=later)
+    assert again.swept >= 2 and short[1].id not in stored_ids(client)  # the span and its typed row
+    assert verify(client, key=KEY).ok
+
+
+def test_a_subject_is_named_by_its_pseudonym_and_a_correction_of_it_is_pseudonymised(tmp_path):
+    store = RecordStore(tmp_path, "subjects")
+    d = record(subject_id="APP-31337")
+    otel_decisions.record_correction(d, field="subject_id", value="APP-99999", corrected_by="analyst", reason="typo")
+    store.store()
+    ((old, new),) = store.client.query("SELECT original_value, new_value FROM decision_events FINAL").result_rows
+    assert (old, new) == (pseudonym("APP-31337"), pseudonym("APP-99999"))
+    runner = CliRunner()
+    held = runner.invoke(app, ["hold", "add", "--subject", "APP-31337", "--reason", "r", "--reference", "C",
+                               "--by", "legal", "--dsn", store.dsn])
+    assert held.exit_code == 2 and "pseudonymise RAW_ID" in " ".join(held.output.split())
+    erased = runner.invoke(app, ["erase", "APP-31337", "--request", "R", "--by", "dpo", "--dsn", store.dsn],
+                           env={"OTEL_DECISIONS_HMAC_KEY": TEST_HMAC_KEY})
+    assert erased.exit_code == 2 and "not a pseudonymised subject id" in " ".join(erased.output.split())
+    typo = runner.invoke(app, ["hold", "add", "--flow-run", "no-such-run", "--reason", "r", "--reference", "C",
+                               "--by", "legal", "--dsn", store.dsn])
+    assert typo.exit_code == 2 and "no stored decision has flow_run_id 'no-such-run'" in " ".join(typo.output.split())
+    assert store.client.command("SELECT count() FROM legal_holds") == 0

@@ -178,9 +178,10 @@ def _retention(runtime: Any, decision: Decision, now_ns: int) -> dict[str, Any]:
     )
     attrs: dict[str, Any] = {
         semconv.DECISION_RETENTION_BASIS: term.basis,
-        semconv.DECISION_RETENTION_OBLIGATION: term.obligation,
         semconv.DECISION_RETENTION_POLICY: runtime.retention.policy_id,
     }
+    if term.obligation_until is not None:
+        attrs[semconv.DECISION_RETENTION_OBLIGATION_UNTIL] = term.obligation_until.isoformat()
     if term.retain_until is not None:
         attrs[semconv.DECISION_RETENTION_UNTIL] = term.retain_until.isoformat()
     else:
@@ -456,6 +457,9 @@ def _record_event(
             (semconv.DECISION_EVENT_ORIGINAL_VALUE, "event.original_value", original),
             (semconv.DECISION_EVENT_NEW_VALUE, "event.new_value", new),
         ):
+            if field == "subject_id":  # an identifier: its pseudonym, as on the decision
+                attrs.update(record.mask_fields(((key, path, FieldKind.PSEUDONYM, value),)))
+                continue
             text = _masked_value(record, path, field, value)
             if text is not None:
                 attrs[key] = text

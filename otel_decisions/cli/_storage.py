@@ -49,6 +49,21 @@ def _client(dsn: str | None, role: Role) -> Any:
     return get_client(dsn, load_settings() if dsn is None else None, role=role)
 
 
+def log_read(dsn: str | None, client: Any, **entry: Any) -> None:
+    """Write an access_log row for a read made through *client* (the embedded reader is read-only: the
+    writer role writes the row there; on a server the reader role may insert into access_log)."""
+    from otel_decisions.lifecycle import log_access
+    from otel_decisions.store.client import chdb_path_of
+
+    resolved = dsn or load_settings().resolved_dsn
+    sink = _client(dsn, "writer") if chdb_path_of(resolved) else None
+    try:
+        log_access(client, sink=sink, **entry)
+    finally:
+        if sink is not None:
+            sink.close()
+
+
 def _print(rendered: str | Table) -> None:
     if isinstance(rendered, str):
         typer.echo(rendered)
@@ -117,9 +132,8 @@ def query_run(
     client = _client(dsn, "reader")
     try:
         result = run_query(client, query, values)
-        from otel_decisions.lifecycle import log_access
-
-        log_access(
+        log_read(
+            dsn,
             client,
             command="query run",
             query_name=query.name,

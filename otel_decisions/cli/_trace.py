@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -50,6 +50,7 @@ def register(app: typer.Typer) -> None:
         from otel_decisions.output.trace_file import export_trace
 
         document = export_trace(trace_id, fmt=fmt, dsn=dsn)  # type: ignore[arg-type]
+        _log_export(dsn, trace_id, fmt, document)
         text = json.dumps(document, ensure_ascii=False, indent=1)
         if output == "-":
             typer.echo(text)
@@ -63,3 +64,38 @@ def register(app: typer.Typer) -> None:
             else len(document["data"][0]["spans"])
         )
         err_console.print(f"wrote {count} spans of trace {trace_id} to {path} ({fmt})")
+
+
+def _decision_ids(node: Any) -> list[str]:
+    """Every ``decision.id`` attribute value in an OTLP-JSON or Jaeger JSON document."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        if node.get("key") == "decision.id":
+            value = node.get("value")
+            found.append(str(value.get("stringValue", "") if isinstance(value, dict) else value))
+        for child in node.values():
+            found += _decision_ids(child)
+    elif isinstance(node, list):
+        for child in node:
+            found += _decision_ids(child)
+    return found
+
+
+def _log_export(dsn: str | None, trace_id: str, fmt: str, document: Any) -> None:
+    """An export is a read of decision data: logged to access_log (HIPAA 164.312(b))."""
+    from otel_decisions.cli._storage import _client, log_read
+
+    decisions = sorted(set(_decision_ids(document)))
+    client = _client(dsn, "reader")
+    try:
+        log_read(
+            dsn,
+            client,
+            command="export-trace",
+            parameters={"trace_id": trace_id},
+            decision_ids=decisions,
+            row_count=len(decisions),
+            export_format=fmt,
+        )
+    finally:
+        client.close()

@@ -126,6 +126,17 @@ def links_digest(links: Any) -> str:
     return digest.hexdigest()
 
 
-def operation_material(operation_id: str, kind: str, digest: str, deleted: int) -> str:
-    """What a life-cycle operation's signature covers: its id, kind, the digest of its links and their count."""
-    return f"lifecycle|{operation_id}|{kind}|{deleted}|{digest}"
+def kept_digest(kept: Any) -> str:
+    """SHA-256 over an operation's kept records ``(decision_id, obligation)``."""
+    digest = hashlib.sha256()
+    for decision_id, obligation in sorted((str(d), str(o)) for d, o in kept):
+        digest.update(f"{len(decision_id)}:{decision_id}|{len(obligation)}:{obligation}\n".encode())
+    return digest.hexdigest()
+
+
+def operation_material(
+    operation_id: str, kind: str, digest: str, deleted: int, request: str, actor: str, kept: str
+) -> str:
+    """What a life-cycle operation's signature covers: its id, kind, who ran it for which request, the digest
+    and count of the links it removed, and the digest of the records it kept (with their obligations)."""
+    return f"lifecycle|{operation_id}|{kind}|{deleted}|{digest}|{kept}|{len(request)}:{request}|{len(actor)}:{actor}"

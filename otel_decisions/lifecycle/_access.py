@@ -61,9 +61,14 @@ def log_access(
     rows: Sequence[Sequence[Any]] = (),
     export_format: str = "",
     decision_ids: Sequence[str] | None = None,
+    row_count: int | None = None,
+    sink: Any = None,
 ) -> bool:
-    """Log one read of decision data. Never raises: a read that cannot be logged is warned about (the
-    database's own query log still has it). Returns whether the row was written."""
+    """Log one read of decision data made through *client*. Never raises: a read that cannot be logged is
+    warned about (the database's own query log still has it). Returns whether the row was written.
+
+    *sink*: the client that writes the row when the reading one may not (the embedded database's reader
+    role is read-only; on a server the reader role may insert into ``access_log``)."""
     try:
         params = dict(parameters or {})
         subjects = sorted({str(params[k]) for k in _SUBJECT_KEYS if params.get(k)})
@@ -75,7 +80,7 @@ def log_access(
             index = list(columns).index("decision_id")
             ids = [str(r[index]) for r in rows]
         user = str(client.command("SELECT currentUser()"))
-        client.insert(
+        (sink or client).insert(
             "access_log",
             [
                 [
@@ -87,7 +92,7 @@ def log_access(
                     json.dumps(params, sort_keys=True, default=str),
                     subjects,
                     [],
-                    len(rows),
+                    len(rows) if row_count is None else row_count,
                     phi_count(client, ids),
                     export_format,
                     "",

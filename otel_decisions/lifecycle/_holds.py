@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -62,9 +63,10 @@ def place_hold(
     _need("--reason", reason)
     _need("--reference", reference)
     _need("--by", actor)
-    chosen = sorted({str(t) for t in targets if str(t).strip()})
+    chosen = sorted({str(t).strip() for t in targets if str(t).strip()})
     if not chosen:
         raise OtelDecisionsError(f"the hold covers no {scope}: give at least one (a query with no rows holds nothing)")
+    _check_targets(client, scope, chosen)
     hold_id = str(uuid.uuid4())
     try:
         client.insert(
@@ -84,6 +86,47 @@ def place_hold(
         source,
         datetime.now(),
     )
+
+
+_PSEUDONYM = re.compile(r"^[0-9a-f]{64}$")
+_COLUMN = {
+    "subject": "subject_id",
+    "flow_run": "flow_run_id",
+    "decision_type": "decision_type",
+    "decision": "decision_id",
+}
+
+
+def check_subject(subject_id: str, option: str = "--subject") -> None:
+    """A subject is named by its pseudonym: a raw identifier would match nothing and hold or erase nothing."""
+    if not _PSEUDONYM.match(subject_id):
+        raise OtelDecisionsError(
+            f"{option} {subject_id[:12]!r}...: not a pseudonymised subject id (64 hex digits); decisions store the "
+            "pseudonym, so pass $(otel-decisions pseudonymise RAW_ID)"
+        )
+
+
+def _check_targets(client: Any, scope: str, targets: list[str]) -> None:
+    """Every target names stored decisions (a mistyped id would hold nothing, silently)."""
+    if scope == "subject":
+        for target in targets:
+            check_subject(target)
+        return
+    column = _COLUMN[scope]
+    try:
+        rows = client.query(
+            f"SELECT DISTINCT {column} FROM decisions WHERE has({{t:Array(String)}}, {column})",
+            parameters={"t": targets[:1000]},
+        ).result_rows
+        found = {row[0] for row in rows}
+    except Exception as exc:
+        raise store_error(exc, "hold add") from exc
+    missing = [t for t in targets[:1000] if t not in found]
+    if missing:
+        raise OtelDecisionsError(
+            f"no stored decision has {column} {', '.join(repr(m) for m in missing[:3])}"
+            f"{' and more' if len(missing) > 3 else ''}: check the value (see `otel-decisions query run decision_detail`)"
+        )
 
 
 def active_holds(client: Any) -> list[Hold]:

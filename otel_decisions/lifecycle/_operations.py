@@ -23,7 +23,6 @@ Example::
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -31,8 +30,8 @@ from typing import Any
 
 from otel_decisions import semconv
 from otel_decisions.errors import OtelDecisionsError
-from otel_decisions.integrity import links_digest, operation_material, sign
-from otel_decisions.lifecycle._holds import active_holds
+from otel_decisions.integrity import kept_digest, links_digest, operation_material, sign
+from otel_decisions.lifecycle._holds import active_holds, check_subject
 from otel_decisions.lifecycle._sql import HELD_SQL, LINK_SELECT, RECORD_KINDS
 from otel_decisions.privacy import key_id
 from otel_decisions.retention import RetentionPolicy
@@ -59,6 +58,9 @@ class LifecycleResult:
     """Chain links (decision, review and event spans) removed."""
     held: int = 0
     """Past ``retain_until`` but on a legal hold (disposal only)."""
+    swept: int = 0
+    """Records an earlier disposal or erasure removed that were stored again (re-delivered) or left by an
+    interrupted run, removed again now."""
 
 
 def _today(as_of: date | datetime | None) -> date:
@@ -135,7 +137,7 @@ def _remove(
     selection: str,
     parameters: dict[str, Any],
     kept: dict[str, str],
-    key: bytes | None,
+    key: bytes,
     detail: dict[str, Any],
     extra_deletes: tuple[tuple[str, str], ...] = (),
 ) -> tuple[str, list[str], int]:
@@ -176,7 +178,8 @@ def _remove(
     )
     deleted = sorted({row[4] for row in removed})
     digest = links_digest(row[:4] for row in removed)
-    signature = sign(key, operation_material(operation_id, kind, digest, len(removed))) if key else ""
+    material = operation_material(operation_id, kind, digest, len(removed), request, actor, kept_digest(kept.items()))
+    signature = sign(key, material)
     try:
         client.insert(
             "lifecycle_operations",
@@ -192,7 +195,7 @@ def _remove(
                     len(kept),
                     digest,
                     signature,
-                    key_id(key) if key else "",
+                    key_id(key),
                 ]
             ],
             column_names=[
@@ -212,8 +215,37 @@ def _remove(
     except Exception as exc:
         raise store_error(exc, f"{kind}: recording the operation") from exc
     if deleted:
-        chosen = "SELECT decision_id FROM lifecycle_records WHERE operation_id = {op:String} AND action = 'deleted'"
+        # A mutation evaluates an IN subquery for each part it rewrites: a few ids go as a literal set instead.
+        if len(deleted) <= _LITERAL_IDS:
+            chosen, params = "{ids:Array(String)}", {**params, "ids": deleted}
+        else:
+            chosen = "SELECT decision_id FROM lifecycle_records WHERE operation_id = {op:String} AND action = 'deleted'"
+        # Prefect's task-run spans of the removed decisions carried the task's parameters (its inputs): they go
+        # too, unless the task run also made a decision that stays.
+        # (listed in lifecycle_records as record_kind 'task_run', action 'removed_run': what went, and a set a
+        # mutation reads cheaply for every part)
+        _command(
+            client,
+            f"INSERT INTO lifecycle_records ({_RECORD_COLUMNS})\n"
+            "SELECT {op:String}, {kind:String}, 'removed_run', 'task_run', task_run_id, '', '', 0, '', '', NULL, '', "
+            "now64(3) FROM decisions WHERE task_run_id != '' GROUP BY task_run_id HAVING countIf(decision_id IN "
+            "(SELECT decision_id FROM lifecycle_records WHERE operation_id = {op:String} AND action = 'deleted')) "
+            "= count()",
+            params,
+            kind,
+        )
+        runs = "SELECT record_id FROM lifecycle_records WHERE operation_id = {op:String} AND action = 'removed_run'"
+        not_records = f"NOT {semconv.record_sql()}"
+        run_targets = [
+            (
+                "otel_traces",
+                f"{not_records} AND (SpanAttributes['{semconv.PREFECT_TASK_RUN_ID}'] IN ({runs}) "
+                f"OR (SpanAttributes['{semconv.PREFECT_RUN_TYPE}'] = 'task' AND SpanAttributes['{semconv.PREFECT_RUN_ID}'] "
+                f"IN ({runs})))",
+            )
+        ]
         targets = (
+            *run_targets,
             *extra_deletes,
             (
                 "otel_traces",
@@ -231,24 +263,56 @@ def _remove(
     return operation_id, deleted, len(removed)
 
 
-def _delete(client: Any, table: str, where: str, parameters: dict[str, Any], kind: str, timeout_s: float = 300) -> None:
-    """A lightweight DELETE, then wait until no row matches (the engine's own synchronous wait
-    took 15 s per statement on the embedded database whatever the rows; the rows are gone in 0.1 s)."""
-    _command(client, f"DELETE FROM {table} WHERE {where} SETTINGS lightweight_deletes_sync = 0", parameters, kind)
-    deadline, pause = time.monotonic() + timeout_s, 0.02
-    while int(_rows(client, f"SELECT count() FROM {table} WHERE {where}", parameters, kind)[0][0]):
-        if time.monotonic() > deadline:
-            raise OtelDecisionsError(
-                f"{kind}: rows of {table} are still visible {timeout_s:.0f} s after their DELETE; the operation is "
-                "recorded (lifecycle_operations), so run it again to finish it once the store has caught up"
-            )
-        time.sleep(pause)
-        pause = min(pause * 2, 1.0)
+_LITERAL_IDS = 1000
+"""Up to this many ids are bound as an array (an HTTP form field holds about 100 KB)."""
+
+
+def _delete(client: Any, table: str, where: str, parameters: dict[str, Any], kind: str) -> None:
+    """A lightweight DELETE (synchronous: it returns once applied), then the check that no row matches."""
+    _command(client, f"DELETE FROM {table} WHERE {where}", parameters, kind)
+    if int(_rows(client, f"SELECT count() FROM {table} WHERE {where}", parameters, kind)[0][0]):
+        raise OtelDecisionsError(
+            f"{kind}: rows of {table} are still visible after their DELETE; the operation is recorded "
+            "(lifecycle_operations), so run it again to finish it"
+        )
+
+
+_REMOVED = "SELECT decision_id FROM lifecycle_records WHERE action = 'deleted'"
+
+
+def _sweep(client: Any, kind: str) -> int:
+    """Remove again what earlier operations removed (a re-delivered span, a run interrupted between its
+    DELETEs): their tombstones already cover it. Returns how many rows were removed."""
+    swept = 0
+    for table, where in (
+        (
+            "otel_traces",
+            f"{semconv.record_sql(*RECORD_KINDS)} AND SpanAttributes['{semconv.DECISION_ID}'] IN ({_REMOVED})",
+        ),
+        ("decisions", f"decision_id IN ({_REMOVED})"),
+        ("decision_reviews", f"decision_id IN ({_REMOVED})"),
+        ("decision_events", f"decision_id IN ({_REMOVED})"),
+    ):
+        count = int(_rows(client, f"SELECT count() FROM {table} WHERE {where}", {}, kind)[0][0])
+        if count:
+            _delete(client, table, where, {}, kind)
+            swept += count
+    return swept
 
 
 def _require_actor(actor: str) -> None:
     if not actor or not actor.strip():
         raise OtelDecisionsError("--by: say who runs this (a records manager's or DPO's user id); it is recorded")
+
+
+def _require_key(key: bytes | None) -> bytes:
+    if not key:
+        raise OtelDecisionsError(
+            "no HMAC key: a disposal or erasure record must be signed with the key the records were made with "
+            "(set OTEL_DECISIONS_HMAC_KEY, or OTEL_DECISIONS_DATA_DIR to the directory holding hmac.key), or "
+            "verify would report the removal as forged"
+        )
+    return key
 
 
 def apply_retention(
@@ -269,6 +333,8 @@ def apply_retention(
     if policy is not None:
         record_policy(client, policy, actor=actor, source="retention apply")
     today = _today(as_of)
+    signing = _require_key(key)
+    result.swept = _sweep(client, "disposal")
     result.operation_id, result.deleted, result.links = _remove(
         client,
         kind="disposal",
@@ -277,7 +343,7 @@ def apply_retention(
         selection=_DUE_SQL.format(held=HELD_SQL),
         parameters={"today": today.isoformat()},
         kept={},
-        key=key,
+        key=signing,
         detail={"as_of": today.isoformat(), "held": held, "policy": policy.policy_id if policy else ""},
     )
     return result
@@ -303,12 +369,11 @@ def erase_subject(
     _require_actor(actor)
     if not request or not request.strip():
         raise OtelDecisionsError("--request: give the erasure request's reference (e.g. DSR-2026-114); it is recorded")
-    if not subject_id or not subject_id.strip():
-        raise OtelDecisionsError("SUBJECT_ID: give the pseudonymised subject id (`otel-decisions pseudonymise RAW_ID`)")
+    check_subject(subject_id or "", "SUBJECT_ID")
     today = _today(as_of)
     decisions = _rows(
         client,
-        "SELECT decision_id, retention_until, retention_obligation, retention_basis, flow_run_id, decision_type, "
+        "SELECT decision_id, retention_until, retention_obligation_until, retention_basis, flow_run_id, decision_type, "
         "task_run_id FROM decisions FINAL WHERE subject_id = {s:String} ORDER BY timestamp, decision_id",
         {"s": subject_id},
         "erasure",
@@ -335,35 +400,22 @@ def erase_subject(
             kept[decision_id] = HOLD_OBLIGATION.format(
                 hold_id=hold.hold_id, reference=hold.reference, reason=hold.reason
             )
-        elif obligation and (until is None or until >= today):
-            kept[decision_id] = RETENTION_OBLIGATION.format(basis=basis, until=until or "its class is in the policy")
+        elif obligation is not None and obligation >= today:
+            kept[decision_id] = RETENTION_OBLIGATION.format(basis=basis, until=obligation)
+        elif until is None:  # the class is not in the policy: whether the law requires keeping it is unknown
+            kept[decision_id] = f"unknown retention: {basis}; add the class to the policy, then erase again"
         else:
             erased.append((decision_id, until, "erased: no obligation to keep"))
     result = LifecycleResult("erasure", None, dry_run, [e[0] for e in erased], kept)
     if dry_run:
         return result
+    signing = _require_key(key)
+    result.swept = _sweep(client, "erasure")
     not_records = f"NOT {semconv.record_sql()}"
-    # task runs of the erased decisions, unless one of them also made a kept decision
-    runs_sql = (
-        "SELECT task_run_id FROM decisions WHERE decision_id IN (SELECT decision_id FROM lifecycle_records "
-        "WHERE operation_id = {op:String} AND action = 'deleted') AND task_run_id != '' AND task_run_id NOT IN "
-        "(SELECT task_run_id FROM decisions WHERE decision_id IN (SELECT decision_id FROM lifecycle_records "
-        "WHERE operation_id = {op:String} AND action = 'kept'))"
-    )
+    extra: tuple[tuple[str, str], ...] = ()
     if erased:
-        # Prefect's task-run spans of the erased decisions carried the task's parameters
-        extra: tuple[tuple[str, str], ...] = (
-            (
-                "otel_traces",
-                f"{not_records} AND (SpanAttributes['{semconv.PREFECT_TASK_RUN_ID}'] IN ({runs_sql}) OR "
-                f"(SpanAttributes['{semconv.PREFECT_RUN_TYPE}'] = 'task' AND SpanAttributes['{semconv.PREFECT_RUN_ID}'] "
-                f"IN ({runs_sql})))",
-            ),
-        )
         if not kept:  # any other span naming the subject (with kept records, their context stays)
             extra += (("otel_traces", f"{not_records} AND has(mapValues(SpanAttributes), {{s:String}})"),)
-    else:
-        extra = ()
     result.operation_id, result.deleted, result.links = _remove(
         client,
         kind="erasure",
@@ -376,7 +428,7 @@ def erase_subject(
         ),
         parameters={"s": subject_id},
         kept=kept,
-        key=key,
+        key=signing,
         detail={"as_of": today.isoformat()},
         extra_deletes=extra,
     )
