@@ -17,5 +17,6 @@ SELECT
 FROM decision_reviews AS r FINAL
 INNER JOIN (SELECT decision_id, timestamp FROM decisions FINAL) AS d ON d.decision_id = r.decision_id
 WHERE r.timestamp >= {start:DateTime64(3)} AND r.timestamp < {end:DateTime64(3)}
+  AND r.action != 'comment'  -- a comment is not oversight
   AND (toUnixTimestamp64Nano(r.timestamp) - toUnixTimestamp64Nano(d.timestamp)) / 1e9 < {max_seconds:Float64}
 ORDER BY seconds_to_review, review_id

@@ -23,6 +23,7 @@ LEFT JOIN
 (
     SELECT decision_id, max(action = 'override') AS was_overridden
     FROM decision_reviews FINAL
+    WHERE action != 'comment'  -- a comment is not oversight
     GROUP BY decision_id
 ) AS r ON r.decision_id = d.decision_id
 GROUP BY model_name, model_version

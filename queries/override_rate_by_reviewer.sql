@@ -14,5 +14,6 @@ SELECT
 FROM decision_reviews AS r FINAL
 INNER JOIN (SELECT decision_id, timestamp FROM decisions FINAL) AS d ON d.decision_id = r.decision_id
 WHERE r.timestamp >= {start:DateTime64(3)} AND r.timestamp < {end:DateTime64(3)}
+  AND r.action != 'comment'  -- a comment is not oversight
 GROUP BY reviewer_id
 ORDER BY reviewer_id

@@ -552,3 +552,20 @@ def test_a_subject_is_named_by_its_pseudonym_and_a_correction_of_it_is_pseudonym
                                "--by", "legal", "--dsn", store.dsn])
     assert typo.exit_code == 2 and "no stored decision has flow_run_id 'no-such-run'" in " ".join(typo.output.split())
     assert store.client.command("SELECT count() FROM legal_holds") == 0
+
+
+def test_fast_reviews__a_comment_is_not_oversight(tmp_path):
+    store = RecordStore(tmp_path, "comments")
+    commented = record(model_version="9.9")
+    otel_decisions.record_review(commented, reviewer="analyst-1", action="comment", reason="looked at it")
+    reviewed = record(model_version="9.9")
+    otel_decisions.record_review(reviewed, reviewer="analyst-2", action="approve", reason="checked")
+    store.store()
+    client = store.client
+    assert [r["decision_id"] for r in rows(client, "fast_reviews")] == [reviewed.id]
+    assert [(r["reviewer_id"], r["reviews"]) for r in rows(client, "override_rate_by_reviewer")] == [
+        (pseudonym("analyst-2"), 1)]
+    (by_model,) = rows(client, "override_rate_by_model")
+    assert (by_model["decisions"], by_model["reviewed"]) == (2, 1)
+    (oversight,) = rows(client, "human_oversight_by_model")
+    assert oversight["reviewed"] == 1

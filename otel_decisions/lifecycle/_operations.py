@@ -371,6 +371,8 @@ def erase_subject(
         raise OtelDecisionsError("--request: give the erasure request's reference (e.g. DSR-2026-114); it is recorded")
     check_subject(subject_id or "", "SUBJECT_ID")
     today = _today(as_of)
+    # what was stored when the obligations and holds were checked: a decision stored later is not erased unchecked
+    checked_at = _rows(client, "SELECT now64(3)", {}, "erasure")[0][0]
     decisions = _rows(
         client,
         "SELECT decision_id, retention_until, retention_obligation_until, retention_basis, flow_run_id, decision_type, "
@@ -422,11 +424,12 @@ def erase_subject(
         actor=actor,
         request=request,
         selection=(
-            "SELECT decision_id, retention_until AS retain_until, 'erased: no obligation to keep' AS obligation "
-            "FROM decisions FINAL WHERE subject_id = {s:String} AND decision_id NOT IN "
-            "(SELECT decision_id FROM lifecycle_records WHERE operation_id = {op:String} AND action = 'kept')"
+            "SELECT decision_id, any(retention_until) AS retain_until, 'erased: no obligation to keep' AS obligation "
+            "FROM decisions WHERE subject_id = {s:String} AND decision_id NOT IN "
+            "(SELECT decision_id FROM lifecycle_records WHERE operation_id = {op:String} AND action = 'kept') "
+            "GROUP BY decision_id HAVING min(ingested_at) <= {checked:DateTime64(3)}"
         ),
-        parameters={"s": subject_id},
+        parameters={"s": subject_id, "checked": checked_at},
         kept=kept,
         key=signing,
         detail={"as_of": today.isoformat()},
