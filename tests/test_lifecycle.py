@@ -569,3 +569,28 @@ def test_fast_reviews__a_comment_is_not_oversight(tmp_path):
     assert (by_model["decisions"], by_model["reviewed"]) == (2, 1)
     (oversight,) = rows(client, "human_oversight_by_model")
     assert oversight["reviewed"] == 1
+
+
+def test_correct_and_notice_from_the_command_line_are_chain_records(tmp_path):
+    store = RecordStore(tmp_path, "cli-events")
+    d = record(outcome="deny")
+    store.store()
+    runner = CliRunner()
+    env = {"OTEL_DECISIONS_HMAC_KEY": TEST_HMAC_KEY, "OTEL_DECISIONS_DATA_DIR": str(tmp_path / "cli")}
+    fixed = runner.invoke(app, ["correct", d.id, "--field", "outcome", "--value", "approve", "--original", "deny",
+                                "--reason", "rule applied wrongly", "--by", "analyst-7", "--dsn", store.dsn], env=env)
+    assert fixed.exit_code == 0, fixed.output
+    sent = runner.invoke(app, ["notice", d.id, "--channel", "email", "--by", "ops", "--sent-at", "2026-12-01T09:00:00Z",
+                               "--reference", "AAN-1", "--dsn", store.dsn], env=env)
+    assert sent.exit_code == 0, sent.output
+    got = store.client.query("SELECT type, field, original_value, new_value, channel, reference, "
+                             "fromUnixTimestamp64Nano(effective_at_ns) FROM decision_events FINAL ORDER BY type").result_rows
+    assert [r[:6] for r in got] == [("correction", "outcome", "deny", "approve", "", ""),
+                                    ("notice", "", "", "", "email", "AAN-1")]
+    assert got[1][6].replace(tzinfo=None) == datetime(2026, 12, 1, 9, 0)
+    report = verify(store.client, key=KEY)
+    assert report.ok, report.problems
+    assert report.checked == 3  # the decision, the correction and the notice are links of the chain
+    bad = runner.invoke(app, ["correct", d.id, "--field", "colour", "--value", "1", "--reason", "r", "--by", "a",
+                              "--dsn", store.dsn], env=env)
+    assert bad.exit_code == 2 and "not a decision field" in bad.output
