@@ -77,25 +77,18 @@ GROUP BY chain, seq
 ORDER BY chain, seq
 """
 
-_TOMBSTONE_SQL = """
-SELECT chain, seq, any(hash), any(prev_hash), any(record_id), any(operation_id), uniqExact(hash)
-FROM lifecycle_records
-WHERE action = 'deleted' AND chain != ''
-GROUP BY chain, seq
-ORDER BY chain, seq
-"""
-
 _OPERATIONS_SQL = """
 SELECT o.operation_id, o.kind, o.digest, o.signature, o.key_id, o.deleted, o.request, o.actor
 FROM lifecycle_operations AS o
 ORDER BY o.at, o.operation_id
 """
 
-_OPERATION_LINKS_SQL = """
-SELECT operation_id, chain, seq, hash, prev_hash, action, decision_id, obligation
+_REMOVALS_SQL = """
+SELECT operation_id, chain, seq, hash, prev_hash, action, decision_id, obligation, record_id
 FROM lifecycle_records
-ORDER BY operation_id
+ORDER BY chain, seq, operation_id
 """
+"""Every row of every disposal and erasure: tombstones (``deleted``), ``kept`` decisions, ``removed_run`` task runs."""
 
 _CHECKPOINT_SQL = f"""
 SELECT SpanAttributes['{semconv.DECISION_INTEGRITY_CHAIN}'],
@@ -187,8 +180,17 @@ def _has_table(client: Any, name: str) -> bool:
         raise store_error(exc, "verify") from exc
 
 
+def _tombstones(removals: list[Any]) -> dict[tuple[str, int], list[Any]]:
+    """The removal rows that stand in for a chain link, by (chain, seq)."""
+    by_link: dict[tuple[str, int], list[Any]] = {}
+    for row in removals:
+        if row[5] == "deleted" and row[1]:
+            by_link.setdefault((row[1], int(row[2])), []).append(row)
+    return by_link
+
+
 def _check_operations(
-    client: Any, key: bytes | None, report: IntegrityReport, chain_keys: dict[str, str]
+    client: Any, key: bytes | None, report: IntegrityReport, chain_keys: dict[str, str], removals: list[Any]
 ) -> list[Problem]:
     """Each disposal or erasure: its tombstones' digest and count, what it kept, who ran it for which request,
     all under its signature, made with the key of the chains it removed links from; tombstones without an
@@ -197,9 +199,7 @@ def _check_operations(
     links: dict[str, list[tuple[str, int, str, str]]] = {}
     kept: dict[str, list[tuple[str, str]]] = {}
     decisions: dict[str, str] = {}
-    for operation_id, chain, seq, link_hash, prev_hash, action, decision_id, obligation in _rows(
-        client, _OPERATION_LINKS_SQL
-    ):
+    for operation_id, chain, seq, link_hash, prev_hash, action, decision_id, obligation, _record in removals:
         decisions.setdefault(operation_id, decision_id)
         if action == "deleted":
             links.setdefault(operation_id, []).append((chain, int(seq), link_hash, prev_hash))
@@ -259,11 +259,12 @@ def verify(client: Any, *, key: bytes | None = None) -> IntegrityReport:
     lifecycle = _has_table(client, "lifecycle_records")
     links: list[tuple[Any, ...]] = [(str(r[0]), int(r[1]), False, *r[2:]) for r in _rows(client, _CHAIN_SQL)]
     present = {(chain, seq) for chain, seq, *_rest in links}
+    removals = _rows(client, _REMOVALS_SQL) if lifecycle else []
     if lifecycle:
         stored_hash = {(r[0], r[1]): dict(r[5]).get(semconv.DECISION_INTEGRITY_HASH, "") for r in links}
-        for chain, seq, link_hash, prev_link, record_id, operation_id, variants in _rows(client, _TOMBSTONE_SQL):
-            seq = int(seq)
-            if int(variants) > 1:
+        for (chain, seq), tombstones in _tombstones(removals).items():
+            operation_id, _c, _s, link_hash, prev_link, _a, _d, _o, record_id = tombstones[0]
+            if len({t[3] for t in tombstones}) > 1:
                 report.problems.append(
                     Problem("forged_removal", chain, seq, record_id, "removal records disagree on this link's hash")
                 )
@@ -345,7 +346,7 @@ def verify(client: Any, *, key: bytes | None = None) -> IntegrityReport:
         signers = dict(chain_keys)
         for chain, _seq, _hash, _signature, signer in checkpoints:
             signers.setdefault(chain, signer)  # a chain whose every record was removed: its checkpoints' key
-        report.problems += _check_operations(client, key, report, signers)
+        report.problems += _check_operations(client, key, report, signers, removals)
 
     for table, orphans_sql, missing_sql in _typed_sql(events=lifecycle):
         for (record_id,) in _rows(client, orphans_sql):

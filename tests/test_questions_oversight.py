@@ -35,16 +35,6 @@ from tests.seed import SEED_START, SeededDecision, SeededReview, fresh_chdb_dsn,
 N = 300
 SEED_SERVICE = "seed-app"
 OTHER_SERVICE = "batch-app"
-DEMO_FEATURES = (
-    "income",
-    "debt_to_income",
-    "credit_history_years",
-    "delinquencies",
-    "utilisation",
-    "loan_amount",
-    "employment_years",
-)
-
 NEW_QUERIES = (
     "reason_quality",
     "override_rates_monthly",
@@ -226,14 +216,14 @@ def demo_applicant() -> dict[str, Any]:
 
 
 def build_extras(data) -> Extras:
-    from examples.credit_decisioning import ADVERSE_REASONS, FAVOURABLE_REASONS
+    from examples.credit_decisioning import ADVERSE_REASONS, FAVOURABLE_REASONS, FEATURES
 
     x = Extras()
     seed = sorted(data.decisions, key=lambda d: d.timestamp_ns)
 
     # reason_quality ---------------------------------------------------------------------------
     applicant = demo_applicant()
-    assert set(DEMO_FEATURES) <= set(applicant) and set(ADVERSE_REASONS) == set(DEMO_FEATURES)
+    assert set(FEATURES) <= set(applicant) and set(ADVERSE_REASONS) == set(FEATURES)
     x.decision("demo_deny", at(3, 10), outcome="deny", reasons=list(ADVERSE_REASONS.values()), inputs=applicant,
                segment=applicant["age_band"])
     x.decision("demo_approve", at(3, 11), outcome="approve", reasons=list(FAVOURABLE_REASONS.values()),

@@ -23,16 +23,12 @@ def register(app: typer.Typer) -> None:
         """Recompute every stored decision's chain hash; exit 1 if a record was altered or deleted."""
         from rich.table import Table
 
-        from otel_decisions.privacy import resolve_hmac_key
+        from otel_decisions.privacy import existing_hmac_key
         from otel_decisions.settings import load_settings
         from otel_decisions.store.client import get_client
         from otel_decisions.verify import verify as run_verify
 
-        settings = load_settings()
-        key = None
-        if settings.hmac_key is not None or (settings.data_dir / "hmac.key").exists():  # never create a key here
-            key = resolve_hmac_key(settings)
-        report = run_verify(get_client(dsn, role="reader"), key=key)
+        report = run_verify(get_client(dsn, role="reader"), key=existing_hmac_key(load_settings()))
         unsigned = (
             f", {report.unsigned_checkpoints} with another key's signature (unchecked)"
             if report.unsigned_checkpoints

@@ -43,18 +43,11 @@ def register(app: typer.Typer) -> None:
 
 
 def _key() -> bytes | None:
-    """The pseudonym key, to sign disposal and erasure records (never created here)."""
-    from otel_decisions.privacy import resolve_hmac_key
+    """The pseudonym key, to sign disposal and erasure records (never created here: without one they refuse)."""
+    from otel_decisions.privacy import existing_hmac_key
     from otel_decisions.settings import load_settings
 
-    settings = load_settings()
-    if settings.hmac_key is not None or (settings.data_dir / "hmac.key").exists():
-        return resolve_hmac_key(settings)
-    err_console.print(
-        "[yellow]warning:[/] no HMAC key (OTEL_DECISIONS_HMAC_KEY or data_dir/hmac.key): this operation's record is "
-        "not signed, so `verify` can check its digest but not who made it"
-    )
-    return None
+    return existing_hmac_key(load_settings())
 
 
 def _admin(dsn: str | None) -> Any:
@@ -349,15 +342,13 @@ def notice(
     dsn: Dsn = None,
 ) -> None:
     """Record that an adverse-action notice about a decision went out (Reg B 1002.9)."""
-    from datetime import UTC
-
     when = _when(sent_at, "--sent-at")
     module = _recording(dsn)
     event_id = module.record_notice(
         decision_id,
         channel=channel,
         sent_by=by,
-        sent_at=when.replace(tzinfo=UTC) if when else None,
+        sent_at=when,
         reference=reference,
     )
     _flush(module)
@@ -377,8 +368,6 @@ def incident_open(
     dsn: Dsn = None,
 ) -> None:
     """Open an incident on a model version."""
-    from datetime import UTC
-
     from otel_decisions.lifecycle import open_incident
 
     start = _when(since, "--from")
@@ -391,7 +380,7 @@ def incident_open(
             version,
             actor=by,
             reference=reference,
-            opened_at=start.replace(tzinfo=UTC) if start else None,
+            opened_at=start,
         )
     finally:
         client.close()
@@ -407,14 +396,12 @@ def incident_close(
     dsn: Dsn = None,
 ) -> None:
     """Close an open incident."""
-    from datetime import UTC
-
     from otel_decisions.lifecycle import close_incident
 
     end = _when(at, "--at")
     client = _admin(dsn)
     try:
-        close_incident(client, incident_id, actor=by, closed_at=end.replace(tzinfo=UTC) if end else None)
+        close_incident(client, incident_id, actor=by, closed_at=end)
     finally:
         client.close()
     console.print(f"incident {incident_id} closed", highlight=False)

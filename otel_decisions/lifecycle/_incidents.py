@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from otel_decisions.errors import OtelDecisionsError
+from otel_decisions.store.approvals import as_utc
 
 __all__ = ["open_incident", "close_incident"]
 
@@ -38,7 +39,7 @@ def open_incident(
         if not value or not value.strip():
             raise OtelDecisionsError(f"{name}: required (it is recorded with the incident)")
     incident_id = str(uuid.uuid4())
-    start = (opened_at or datetime.now(UTC)).astimezone(UTC)
+    start = as_utc(opened_at) or datetime.now(UTC)
     client.insert(
         "incidents",
         [[incident_id, title, model_name, model_version, start, None, reference, actor]],
@@ -61,7 +62,7 @@ def close_incident(client: Any, incident_id: str, *, actor: str, closed_at: date
     if not actor or not actor.strip():
         raise OtelDecisionsError("--by: required (it is recorded with the incident)")
     iid, title, model_name, version, opened, reference, opened_by = rows[0]
-    end = (closed_at or datetime.now(UTC)).astimezone(UTC)
+    end = as_utc(closed_at) or datetime.now(UTC)
     client.insert(
         "incidents",
         [[iid, title, model_name, version, opened, end, reference, opened_by]],

@@ -247,13 +247,7 @@ def _remove(
         targets = (
             *run_targets,
             *extra_deletes,
-            (
-                "otel_traces",
-                f"{semconv.record_sql(*RECORD_KINDS)} AND SpanAttributes['{semconv.DECISION_ID}'] IN ({chosen})",
-            ),
-            ("decisions", f"decision_id IN ({chosen})"),
-            ("decision_reviews", f"decision_id IN ({chosen})"),
-            ("decision_events", f"decision_id IN ({chosen})"),
+            *_record_rows(chosen),
         )
         by_table: dict[str, list[str]] = {}
         for table, where in targets:  # one DELETE per table: each is a mutation of every part
@@ -280,19 +274,25 @@ def _delete(client: Any, table: str, where: str, parameters: dict[str, Any], kin
 _REMOVED = "SELECT decision_id FROM lifecycle_records WHERE action = 'deleted'"
 
 
+def _record_rows(chosen: str) -> tuple[tuple[str, str], ...]:
+    """(table, condition) of every stored copy of the decisions *chosen* (SQL set) names, reviews and events too:
+    their spans and their typed rows."""
+    return (
+        (
+            "otel_traces",
+            f"{semconv.record_sql(*RECORD_KINDS)} AND SpanAttributes['{semconv.DECISION_ID}'] IN ({chosen})",
+        ),
+        ("decisions", f"decision_id IN ({chosen})"),
+        ("decision_reviews", f"decision_id IN ({chosen})"),
+        ("decision_events", f"decision_id IN ({chosen})"),
+    )
+
+
 def _sweep(client: Any, kind: str) -> int:
     """Remove again what earlier operations removed (a re-delivered span, a run interrupted between its
     DELETEs): their tombstones already cover it. Returns how many rows were removed."""
     swept = 0
-    for table, where in (
-        (
-            "otel_traces",
-            f"{semconv.record_sql(*RECORD_KINDS)} AND SpanAttributes['{semconv.DECISION_ID}'] IN ({_REMOVED})",
-        ),
-        ("decisions", f"decision_id IN ({_REMOVED})"),
-        ("decision_reviews", f"decision_id IN ({_REMOVED})"),
-        ("decision_events", f"decision_id IN ({_REMOVED})"),
-    ):
+    for table, where in _record_rows(_REMOVED):
         count = int(_rows(client, f"SELECT count() FROM {table} WHERE {where}", {}, kind)[0][0])
         if count:
             _delete(client, table, where, {}, kind)

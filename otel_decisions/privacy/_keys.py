@@ -30,6 +30,14 @@ def key_id(key: bytes) -> str:
     return hmac.new(key, b"otel-decisions key id", hashlib.sha256).hexdigest()[:16]
 
 
+def existing_hmac_key(settings: DecisionSettings) -> bytes | None:
+    """The configured or kept key, or ``None`` if there is none yet (never creates one: a verifier or an
+    operator's command must not mint a key the records were not made with)."""
+    if settings.hmac_key is not None or (settings.data_dir / "hmac.key").exists():
+        return resolve_hmac_key(settings)
+    return None
+
+
 def resolve_hmac_key(settings: DecisionSettings) -> bytes:
     """The HMAC key: the configured one, else one generated once and kept (0600) in ``data_dir``."""
     if settings.hmac_key is not None:

@@ -33,7 +33,8 @@ class Approval:
     note: str
 
 
-def _utc(moment: datetime | None) -> datetime | None:
+def as_utc(moment: datetime | None) -> datetime | None:
+    """*moment* in UTC; a naive time is taken as UTC (as the CLI's ISO options and the store's columns are)."""
     if moment is None:
         return None
     if moment.tzinfo is None:
@@ -60,8 +61,8 @@ def approve_model(
     _require("model name", model_name)
     _require("model version", model_version)
     _require("approved_by", approved_by)
-    start = _utc(approved_from) or datetime.now(UTC)
-    until = _utc(approved_until)
+    start = as_utc(approved_from) or datetime.now(UTC)
+    until = as_utc(approved_until)
     if until is not None and until <= start:
         raise OtelDecisionsError(
             f"approved_until ({until.isoformat()}) must be after approved_from ({start.isoformat()})"
@@ -84,14 +85,14 @@ def list_approvals(client: Any, model_name: str | None = None) -> list[Approval]
     )
     rows = client.query(sql, parameters={"name": model_name or ""}).result_rows
     return [
-        Approval(name, version, _utc(start), _utc(until), by, note)  # type: ignore[arg-type]
+        Approval(name, version, as_utc(start), as_utc(until), by, note)  # type: ignore[arg-type]
         for name, version, start, until, by, note in rows
     ]
 
 
 def revoke_model(client: Any, model_name: str, model_version: str, *, at: datetime | None = None) -> int:
     """End every open approval of the version at *at* (default now); returns how many were ended."""
-    when = _utc(at) or datetime.now(UTC)
+    when = as_utc(at) or datetime.now(UTC)
     open_ones = [
         a
         for a in list_approvals(client, model_name)
