@@ -216,15 +216,28 @@ def reconcile_cli(run_id: str, env: dict[str, str], dsn: str) -> Reconciled:
 
 
 def wait_for_reconcile(
-    run_id: str, env: dict[str, str], dsn: str, task_runs: int, *, accounted: bool, timeout_s: float = 120
+    run_id: str,
+    env: dict[str, str],
+    dsn: str,
+    task_runs: int,
+    *,
+    accounted: bool,
+    recorded: int = 0,
+    timeout_s: float = 120,
 ) -> Reconciled:
     """Reconcile once Prefect reports all *task_runs* (its event pipeline records them shortly after
     the flow run ends) and, when every run is expected to be *accounted* for, once the store holds
-    what the run's processes flushed as they exited. The last answer when the time is up."""
+    what the run's processes flushed as they exited: at least *recorded* task runs with their
+    decisions (a task run's span can land before its decisions, which count as "instrumented" until
+    then). The last answer when the time is up."""
     deadline = time.monotonic() + timeout_s
     while True:
         report = reconcile_cli(run_id, env, dsn)
-        complete = len(report.rows) >= task_runs and (report.exit_code == 0 or not accounted)
+        complete = (
+            len(report.rows) >= task_runs
+            and (report.exit_code == 0 or not accounted)
+            and len(report.ids("recorded")) >= recorded
+        )
         if complete or time.monotonic() > deadline:
             return report
         time.sleep(1)

@@ -46,7 +46,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
 
 def _check_accounted(server: PrefectServer, env: dict[str, str], work: Path, run_id: str, mode: str, k: int) -> None:
     assert server.wait_finished(run_id) == "COMPLETED"
-    report = wait_for_reconcile(run_id, env, store_dsn(work), TASK_RUNS[mode](k), accounted=True)
+    report = wait_for_reconcile(run_id, env, store_dsn(work), TASK_RUNS[mode](k), accounted=True, recorded=k)
     assert report.exit_code == 0 and not report.ids("unaccounted"), report.rows
     assert report.names("recorded") == ["score"] * k
     assert report.names("instrumented") == ["prepare"] * PREPARES[mode](k)
