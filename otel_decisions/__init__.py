@@ -9,7 +9,8 @@ the task::
     otel_decisions.PrefectInstrumentor().instrument()
 
 Explicit capture inside a task: :func:`record_decision`, :func:`decision`, :func:`record_review`; later
-facts about a decision: :func:`record_correction`, :func:`record_notice`.
+facts about a decision: :func:`record_correction`, :func:`record_notice`. Human review in the Prefect UI,
+from a flow: :func:`request_review`, :func:`request_reviews` (async: ``arequest_review``/``arequest_reviews``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from otel_decisions.capture import (
     record_notice,
     record_review,
 )
+from otel_decisions.errors import ReviewError, ReviewTimeout
 from otel_decisions.instrumentation import PrefectInstrumentor
+from otel_decisions.oversight import ReviewResult, arequest_review, arequest_reviews, request_review, request_reviews
 from otel_decisions.sdk import configure, force_flush, shutdown
 from otel_decisions.semconv import Automation, EventType, LegalBasis, ReviewAction
 from otel_decisions.settings import DecisionSettings
@@ -36,7 +39,12 @@ __all__ = [
     "LegalBasis",
     "PrefectInstrumentor",
     "ReviewAction",
+    "ReviewError",
+    "ReviewResult",
+    "ReviewTimeout",
     "__version__",
+    "arequest_review",
+    "arequest_reviews",
     "configure",
     "decision",
     "force_flush",
@@ -44,5 +52,7 @@ __all__ = [
     "record_decision",
     "record_notice",
     "record_review",
+    "request_review",
+    "request_reviews",
     "shutdown",
 ]

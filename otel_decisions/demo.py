@@ -239,13 +239,10 @@ def run_demo(
         )
     _print_summary(console, client)
 
-    from otel_decisions.output.report import write_report
+    from otel_decisions.oversight import write_evidence_report
     from otel_decisions.store.client import redact_dsn
 
-    write_report(client, report_path, database=redact_dsn(dsn))
-    from otel_decisions.lifecycle import log_access
-
-    log_access(client, command="report", parameters={"path": str(report_path)}, export_format="html")
+    write_evidence_report(client, report_path, database=redact_dsn(dsn))  # what `otel-decisions report` runs
     counts["records_management"] = lifecycle_steps
     result = DemoResult(
         dsn=dsn,

@@ -56,3 +56,16 @@ class StoreNotFoundError(StoreError):
     """No decision store at the configured DSN: the database or its tables do not exist."""
 
     exit_code = 3
+
+
+class ReviewError(OtelDecisionsError):
+    """A review asked for in the Prefect UI could not stand as asked (``decision_ids`` names the decisions)."""
+
+    def __init__(self, message: str, decision_ids: tuple[str, ...] = ()) -> None:
+        self.decision_ids = decision_ids
+        super().__init__(message)
+
+
+class ReviewTimeout(ReviewError):
+    """No reviewer answered the review form before its deadline (the expiry is recorded; the flow run runs on
+    if the caller catches this)."""

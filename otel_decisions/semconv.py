@@ -224,6 +224,10 @@ class EventType(str, Enum):
     """A field of the decision was wrong (an input, the outcome): the new value, never an UPDATE."""
     NOTICE = "notice"
     """An adverse-action (or Art. 22) notice went out to the subject."""
+    REVIEW_REQUESTED = "review_requested"
+    """A human review was asked for (a review form in the Prefect UI); effective_at is its deadline."""
+    REVIEW_EXPIRED = "review_expired"
+    """No review came by the deadline: the decision stands unreviewed, never silently approved."""
 
 
 class DecisionSource(str, Enum):
@@ -307,14 +311,20 @@ REVIEW_ATTRIBUTES: Final[dict[str, tuple[str, str]]] = {
 EVENT_ATTRIBUTES: Final[dict[str, tuple[str, str]]] = {
     DECISION_ID: ("string", "the decision the event is about (plus a span link to it)"),
     DECISION_EVENT_ID: ("string", "UUID of the event; its deduplication key"),
-    DECISION_EVENT_TYPE: ("string", "correction / notice"),
-    DECISION_EVENT_ACTOR_ID: ("string", "HMAC pseudonym of who corrected or sent it"),
+    DECISION_EVENT_TYPE: ("string", "correction / notice / review_requested / review_expired"),
+    DECISION_EVENT_ACTOR_ID: ("string", "HMAC pseudonym of who corrected, sent or asked for it"),
     DECISION_EVENT_REASON: ("string", "why, scrubbed"),
     DECISION_EVENT_FIELD: ("string", "corrected field: a decision field or `inputs.<key>`"),
     DECISION_EVENT_ORIGINAL_VALUE: ("string", "the field's value before (JSON unless text), masked"),
     DECISION_EVENT_NEW_VALUE: ("string", "the field's value after (JSON unless text), masked"),
-    DECISION_EVENT_CHANNEL: ("string", "how a notice went out: mail / email / portal / ..."),
-    DECISION_EVENT_REFERENCE: ("string", "notice letter id, ticket, case reference"),
-    DECISION_EVENT_EFFECTIVE_AT: ("int", "when it took effect (a notice's sending time), ns since epoch"),
+    DECISION_EVENT_CHANNEL: (
+        "string",
+        "how a notice went out (mail / email / portal / ...) or a review was asked for (prefect-ui)",
+    ),
+    DECISION_EVENT_REFERENCE: ("string", "notice letter id, ticket, case reference, review form key"),
+    DECISION_EVENT_EFFECTIVE_AT: (
+        "int",
+        "when it took effect (a notice's sending time; a review request's deadline), ns since epoch",
+    ),
     DECISION_PSEUDONYM_KEY_ID: ("string", "id of the HMAC key used for the actor pseudonym"),
 }

@@ -179,6 +179,16 @@ class DecisionSettings(BaseSettings):
         description="decision.type of auto-captured decisions with no type field ('task' uses the task name).",
     )
 
+    # --- oversight (the Prefect UI) ------------------------------------------------
+    flow_artifacts: bool = Field(
+        default=True,
+        description="When a flow run ends, a table and a markdown artifact of its decisions on its page in the Prefect UI (masked values only).",
+    )
+    trace_url: str | None = Field(
+        default=None,
+        description="Link to a trace in the artifacts, with {trace_id}, e.g. http://jaeger:16686/trace/{trace_id}. Unset: the command that exports it.",
+    )
+
     # --- privacy -----------------------------------------------------------------
     privacy_mode: Literal["denylist", "allowlist"] = Field(
         default="denylist",
@@ -326,6 +336,18 @@ class DecisionSettings(BaseSettings):
             raise ValueError(
                 f"unsupported DSN {value!r}: use chdb:///path/to/dir for the embedded database "
                 "or http(s)://user:password@host:port/database for a ClickHouse server"
+            )
+        return value
+
+    @field_validator("trace_url")
+    @classmethod
+    def _valid_trace_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if "{trace_id}" not in value or not value.startswith(("http://", "https://")):
+            raise ValueError(
+                f"{value!r} is not a trace link: use an http(s) URL with {{trace_id}} in it, "
+                "e.g. http://jaeger:16686/trace/{trace_id}"
             )
         return value
 

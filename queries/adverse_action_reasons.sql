@@ -7,6 +7,7 @@
 -- param: end DateTime64(3) = 2100-01-01 00:00:00 | end of the period, exclusive (UTC)
 -- param: adverse_outcomes Array(String) = deny,decline | outcomes that count as adverse action
 -- param: decision_type String = | only this decision type (empty: all)
+-- param: flow_run_id String = | only decisions of this Prefect flow run (empty: all)
 SELECT
     decision_id,
     timestamp,
@@ -26,4 +27,5 @@ WHERE timestamp >= {start:DateTime64(3)}
   AND timestamp < {end:DateTime64(3)}
   AND has({adverse_outcomes:Array(String)}, outcome)
   AND ({decision_type:String} = '' OR decision_type = {decision_type:String})
+  AND ({flow_run_id:String} = '' OR flow_run_id = {flow_run_id:String})
 ORDER BY timestamp, decision_id

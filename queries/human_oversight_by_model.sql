@@ -6,6 +6,7 @@
 -- regulations: EU AI Act Art. 14(4); GDPR Art. 22(3); SR 11-7 ongoing monitoring
 -- param: start DateTime64(3) = 1970-01-01 00:00:00 | start of the period (decision time), inclusive (UTC)
 -- param: end DateTime64(3) = 2100-01-01 00:00:00 | end of the period (decision time), exclusive (UTC)
+-- param: flow_run_id String = | only decisions of this Prefect flow run (empty: all)
 SELECT
     d.model_name AS model_name,
     d.model_version AS model_version,
@@ -19,6 +20,7 @@ FROM
     SELECT decision_id, model_name, model_version, review_required
     FROM decisions FINAL
     WHERE timestamp >= {start:DateTime64(3)} AND timestamp < {end:DateTime64(3)}
+      AND ({flow_run_id:String} = '' OR flow_run_id = {flow_run_id:String})
 ) AS d
 LEFT JOIN
 (

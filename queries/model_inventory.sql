@@ -5,6 +5,7 @@
 -- regulations: EU AI Act Art. 11 and Annex IV (technical documentation); EU AI Act Art. 49 (registration); SR 11-7 model inventory
 -- param: start DateTime64(3) = 1970-01-01 00:00:00 | start of the period, inclusive (UTC)
 -- param: end DateTime64(3) = 2100-01-01 00:00:00 | end of the period, exclusive (UTC)
+-- param: flow_run_id String = | only decisions of this Prefect flow run (empty: all)
 SELECT
     model_name,
     model_version,
@@ -19,5 +20,6 @@ SELECT
     ) AS approved_now
 FROM decisions FINAL
 WHERE timestamp >= {start:DateTime64(3)} AND timestamp < {end:DateTime64(3)} AND model_name != ''
+  AND ({flow_run_id:String} = '' OR flow_run_id = {flow_run_id:String})
 GROUP BY model_name, model_version
 ORDER BY model_name, model_version

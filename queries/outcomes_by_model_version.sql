@@ -6,6 +6,7 @@
 -- regulations: EU AI Act Art. 72 (post-market monitoring); EU AI Act Art. 12; SR 11-7 ongoing monitoring
 -- param: start DateTime64(3) = 1970-01-01 00:00:00 | start of the period, inclusive (UTC)
 -- param: end DateTime64(3) = 2100-01-01 00:00:00 | end of the period, exclusive (UTC)
+-- param: flow_run_id String = | only decisions of this Prefect flow run (empty: all)
 SELECT
     model_name,
     model_version,
@@ -13,5 +14,6 @@ SELECT
     count() AS decisions
 FROM decisions FINAL
 WHERE timestamp >= {start:DateTime64(3)} AND timestamp < {end:DateTime64(3)}
+  AND ({flow_run_id:String} = '' OR flow_run_id = {flow_run_id:String})
 GROUP BY model_name, model_version, outcome
 ORDER BY model_name, model_version, outcome

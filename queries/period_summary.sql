@@ -7,6 +7,7 @@
 -- param: start DateTime64(3) = 1970-01-01 00:00:00 | start of the period, inclusive (UTC)
 -- param: end DateTime64(3) = 2100-01-01 00:00:00 | end of the period, exclusive (UTC)
 -- param: adverse_outcomes Array(String) = deny,decline | outcomes that count as adverse
+-- param: flow_run_id String = | only decisions of this Prefect flow run (empty: all)
 SELECT
     d.decisions AS decisions,
     d.decision_types AS decision_types,
@@ -29,10 +30,12 @@ FROM
         max(timestamp) AS last_decision
     FROM decisions FINAL
     WHERE timestamp >= {start:DateTime64(3)} AND timestamp < {end:DateTime64(3)}
+      AND ({flow_run_id:String} = '' OR flow_run_id = {flow_run_id:String})
 ) AS d
 CROSS JOIN
 (
     SELECT count() AS reviews, countIf(action = 'override') AS overrides
     FROM decision_reviews FINAL
     WHERE timestamp >= {start:DateTime64(3)} AND timestamp < {end:DateTime64(3)}
+      AND ({flow_run_id:String} = '' OR decision_id IN (SELECT decision_id FROM decisions WHERE flow_run_id = {flow_run_id:String}))
 ) AS r

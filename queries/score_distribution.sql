@@ -8,6 +8,7 @@
 -- param: start DateTime64(3) = 1970-01-01 00:00:00 | start of the period, inclusive (UTC)
 -- param: end DateTime64(3) = 2100-01-01 00:00:00 | end of the period, exclusive (UTC)
 -- param: bins UInt32 = 20 | number of equal-width bins over [0, 1]
+-- param: flow_run_id String = | only decisions of this Prefect flow run (empty: all)
 SELECT
     decision_type,
     outcome,
@@ -17,6 +18,7 @@ SELECT
     count() AS decisions
 FROM decisions FINAL
 WHERE timestamp >= {start:DateTime64(3)} AND timestamp < {end:DateTime64(3)}
+  AND ({flow_run_id:String} = '' OR flow_run_id = {flow_run_id:String})
   AND ifNull(score, confidence) IS NOT NULL
   AND ifNull(score, confidence) BETWEEN 0 AND 1
 GROUP BY decision_type, outcome, bin

@@ -6,6 +6,7 @@
 -- regulations: EU AI Act Annex IV(2)(b) (design choices); EU AI Act Art. 12; SR 11-7 model documentation
 -- param: start DateTime64(3) = 1970-01-01 00:00:00 | start of the period, inclusive (UTC)
 -- param: end DateTime64(3) = 2100-01-01 00:00:00 | end of the period, exclusive (UTC)
+-- param: flow_run_id String = | only decisions of this Prefect flow run (empty: all)
 SELECT
     decision_type,
     decisions,
@@ -22,6 +23,7 @@ FROM
         uniqExact(threshold) AS distinct_thresholds
     FROM decisions FINAL
     WHERE timestamp >= {start:DateTime64(3)} AND timestamp < {end:DateTime64(3)}
+      AND ({flow_run_id:String} = '' OR flow_run_id = {flow_run_id:String})
     GROUP BY decision_type
 )
 ORDER BY decision_type

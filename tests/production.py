@@ -76,19 +76,24 @@ def store_dsn(work: Path) -> str:
 class PrefectServer:
     """``prefect server start`` on a free loopback port, in its own process group; stopped on exit."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, *, ui: bool = False) -> None:
         self.home = home
+        self.ui = ui
         self.port = free_port()
-        self.api_url = f"http://127.0.0.1:{self.port}/api"
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.api_url = f"{self.url}/api"
         self.log = home / "server.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> PrefectServer:
         self.home.mkdir(parents=True, exist_ok=True)
         env = base_env(self.home, PREFECT_PLUGINS_ENABLED="true")  # the plugin must leave the server alone
+        if self.ui:  # the UI asks the API at this address (by default port 4200's)
+            env["PREFECT_SERVER_UI_API_URL"] = self.api_url
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(
-                [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(self.port), "--no-ui"],
+                [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(self.port),
+                 *(() if self.ui else ("--no-ui",))],
                 env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.home,
             )
         deadline = time.monotonic() + 180

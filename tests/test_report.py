@@ -15,11 +15,8 @@ import ast
 import json
 import os
 import re
-import shutil
-import struct
 import subprocess
 import sys
-import zlib
 from collections import Counter, defaultdict
 from datetime import datetime
 from html.parser import HTMLParser
@@ -37,10 +34,10 @@ from otel_decisions.output import report
 from otel_decisions.output.report import MAX_ADVERSE_ROWS, ReportData, render_report, write_report
 from otel_decisions.store.client import get_client
 from otel_decisions.store.exporter import ClickHouseSpanExporter
+from tests.browser import CHROMIUM, CHROMIUM_FLAGS, decode_png, require_chromium
 from tests.seed import fresh_chdb_dsn
 
 REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = os.environ.get("OTEL_DECISIONS_TEST_CHROMIUM", "/usr/bin/chromium")
 
 _BUILD_SCRIPT = r"""
 import json, sys, time
@@ -306,52 +303,8 @@ def test_the_templates_never_switch_escaping_off():
 
 # --- headless Chromium ---------------------------------------------------------------------------
 def _chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess[str]:
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--hide-scrollbars", f"--user-data-dir={profile}"]
-    return subprocess.run([CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=120)
-
-
-def decode_png(data: bytes) -> tuple[int, int, list[bytes]]:
-    """(width, height, rows of RGB bytes) of an 8-bit RGB/RGBA non-interlaced PNG (what Chromium writes)."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
-    pos, idat, width = 8, b"", 0
-    height = colour_type = 0
-    while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
-        pos += 12 + length
-        if kind == b"IHDR":
-            width, height, depth, colour_type, _c, _f, interlace = struct.unpack(">IIBBBBB", body)
-            assert depth == 8 and colour_type in (2, 6) and interlace == 0, (depth, colour_type, interlace)
-        elif kind == b"IDAT":
-            idat += body
-        elif kind == b"IEND":
-            break
-    channels = 4 if colour_type == 6 else 3
-    raw = zlib.decompress(idat)
-    stride = width * channels
-    rows, previous = [], bytearray(stride)
-    for y in range(height):
-        offset = y * (stride + 1)
-        kind, line = raw[offset], bytearray(raw[offset + 1 : offset + 1 + stride])
-        for i in range(stride):
-            left = line[i - channels] if i >= channels else 0
-            up = previous[i]
-            if kind == 1:
-                line[i] = (line[i] + left) & 0xFF
-            elif kind == 2:
-                line[i] = (line[i] + up) & 0xFF
-            elif kind == 3:
-                line[i] = (line[i] + ((left + up) >> 1)) & 0xFF
-            elif kind == 4:
-                upper_left = previous[i - channels] if i >= channels else 0
-                p = left + up - upper_left
-                pa, pb, pc = abs(p - left), abs(p - up), abs(p - upper_left)
-                line[i] = (line[i] + (left if pa <= pb and pa <= pc else up if pb <= pc else upper_left)) & 0xFF
-        rows.append(bytes(line) if channels == 3 else bytes(b for j, b in enumerate(line) if j % 4 != 3))
-        previous = line
-    return width, height, rows
+    return subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args], capture_output=True,
+                          text=True, timeout=120)
 
 
 def _near(pixel: tuple[int, int, int], colour: str, tolerance: int = 12) -> bool:
@@ -361,9 +314,7 @@ def _near(pixel: tuple[int, int, int], colour: str, tolerance: int = 12) -> bool
 
 @pytest.mark.browser
 def test_report_renders_in_headless_chromium(built, tmp_path):
-    if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
-        pytest.skip(f"headless Chromium not found at {CHROMIUM}: apt-get install -y chromium "
-                    "(or set OTEL_DECISIONS_TEST_CHROMIUM)")
+    require_chromium()
     url = (built["dir"] / "report.html").resolve().as_uri()
 
     dom = _chromium(["--dump-dom", url], tmp_path / "profile-dom")

@@ -14,21 +14,27 @@ from otel_decisions.capture._decorator import decision
 from otel_decisions.capture._model import Decision, new_id
 from otel_decisions.capture._record import (
     chain,
+    decision_card,
     emit,
     record_checkpoint,
     record_correction,
     record_decision,
     record_notice,
     record_review,
+    record_review_expiry,
+    record_review_request,
 )
-from otel_decisions.capture._registry import prefect_identity, registry
+from otel_decisions.capture._registry import MAX_LEDGER_ROWS, FlowLedger, prefect_identity, registry
 from otel_decisions.capture._shape import as_mapping, decision_from_value
 
 __all__ = [
+    "MAX_LEDGER_ROWS",
     "Decision",
+    "FlowLedger",
     "as_mapping",
     "chain",
     "decision",
+    "decision_card",
     "decision_from_value",
     "emit",
     "new_id",
@@ -38,5 +44,7 @@ __all__ = [
     "record_decision",
     "record_notice",
     "record_review",
+    "record_review_expiry",
+    "record_review_request",
     "registry",
 ]

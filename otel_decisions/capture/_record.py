@@ -248,6 +248,8 @@ def emit(decision: Decision, source: semconv.DecisionSource, raw_inputs_given: b
         attrs[semconv.DECISION_OUTCOME],  # the outcome as stored (scrubbed)
         identity.get(semconv.PREFECT_FLOW_RUN_ID),
         identity.get(semconv.PREFECT_TASK_RUN_ID),
+        attrs,
+        settings.flow_artifacts,
     )
     return recorded
 
@@ -302,14 +304,28 @@ def record_review(
     reason: str | None = None,
     new_outcome: str | None = None,
     original_outcome: str | None = None,
+    review_id: str | None = None,
+    reviewed_at: datetime | None = None,
 ) -> str:
     """Record a human review or override of *decision* (a :class:`Decision` or its id).
 
     Makes a ``decision.review`` span carrying ``decision.id`` and a link to the decision's span
     (when known: the decision object carries it, or it was recorded in this process). Works from
     a later flow run. Returns the review id.
+
+    *review_id* (a UUID): the same review recorded again keeps one row (a resumed flow run reading
+    the same answer). *reviewed_at*: when the reviewer decided, if earlier than now (a form submitted
+    before the flow run resumed).
     """
     decision_id, link_ctx, given = _about(decision)
+    if review_id is not None and not (isinstance(review_id, str) and _is_uuid(review_id)):
+        raise DecisionValidationError("review_id", f"{review_id!r} is not a UUID; leave it out for a new one")
+    reviewed_ns = time.time_ns()
+    if reviewed_at is not None:
+        if not isinstance(reviewed_at, datetime):
+            raise DecisionValidationError("reviewed_at", f"expected a datetime, got {reviewed_at!r}")
+        moment = reviewed_at if reviewed_at.tzinfo else reviewed_at.replace(tzinfo=UTC)
+        reviewed_ns = min(int(moment.timestamp() * 1e9), reviewed_ns)
     decided_at = given.timestamp_ns if given is not None else None
     original = original_outcome
     if not reviewer or not str(reviewer).strip():
@@ -330,7 +346,7 @@ def record_review(
     runtime = _runtime.get_runtime()
     policy = runtime.privacy
     record = policy.new_record()
-    review_id = str(uuid.uuid4())
+    review_id = review_id or str(uuid.uuid4())
     attrs: dict[str, Any] = {
         semconv.DECISION_ID: decision_id,
         semconv.DECISION_REVIEW_ID: review_id,
@@ -357,8 +373,22 @@ def record_review(
             learn_only=("inputs",),
         )
     )
-    _record_about(runtime, record, semconv.REVIEW_SPAN_NAME, attrs, review_id, time.time_ns(), link_ctx)
+    _record_about(runtime, record, semconv.REVIEW_SPAN_NAME, attrs, review_id, reviewed_ns, link_ctx)
+    registry.add_review(
+        decision_id,
+        action_value,
+        attrs.get(semconv.DECISION_REVIEW_NEW_OUTCOME),
+        attrs.get(semconv.PREFECT_FLOW_RUN_ID),
+    )
     return review_id
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _record_about(
@@ -542,3 +572,77 @@ def record_notice(
         effective_at=sent_at,
         channel=channel,
     )
+
+
+def record_review_request(
+    decision: Decision | str,
+    /,
+    *,
+    requested_by: str,
+    due_at: datetime | None,
+    reference: str,
+    channel: str = "prefect-ui",
+    reason: str | None = None,
+) -> str:
+    """Record that a human review of *decision* was asked for (by :func:`otel_decisions.request_review`):
+    *due_at* the deadline (None: none), *reference* the form's key in the flow run. With the review (or its
+    expiry) it answers how long reviewers took and which requests went unanswered. Returns the event id."""
+    return _record_event(
+        decision,
+        semconv.EventType.REVIEW_REQUESTED,
+        actor=requested_by,
+        actor_field="requested_by",
+        reason=reason,
+        reference=reference,
+        effective_at=due_at,
+        channel=channel,
+    )
+
+
+def record_review_expiry(
+    decision: Decision | str,
+    /,
+    *,
+    requested_by: str,
+    due_at: datetime,
+    reference: str,
+    channel: str = "prefect-ui",
+) -> str:
+    """Record that the review asked for under *reference* was not given by *due_at*: no review is not an
+    approval, and this record says so. Returns the event id."""
+    return _record_event(
+        decision,
+        semconv.EventType.REVIEW_EXPIRED,
+        actor=requested_by,
+        actor_field="requested_by",
+        reason="no review was submitted before the deadline",
+        reference=reference,
+        effective_at=due_at,
+        channel=channel,
+    )
+
+
+def decision_card(decision: Decision | str) -> dict[str, Any] | None:
+    """The decision's attributes as they are (or would be) stored: masked values stay masked. From this
+    process's recent records, else from the :class:`Decision` through the masking path (nothing is
+    recorded); None for an id this process has not recorded."""
+    decision_id = decision.id if isinstance(decision, Decision) else str(decision)
+    known = registry.lookup(decision_id)
+    if known is not None and known[3]:
+        return dict(known[3])
+    if not isinstance(decision, Decision):
+        return None
+    runtime = _runtime.get_runtime()
+    record = runtime.privacy.new_record()
+    kind = FieldKind.JSONABLE if runtime.settings.capture_inputs else FieldKind.LEARN
+    fields: list[tuple[str, str, FieldKind, Any]] = [
+        (semconv.DECISION_INPUTS, "inputs", kind, to_jsonable(decision.inputs if decision.inputs is not None else {}))
+    ]
+    fields += [(key, path, k, getattr(decision, name)) for key, path, k, name in _DECISION_SPEC]
+    card: dict[str, Any] = {
+        semconv.DECISION_ID: decision.id,
+        semconv.DECISION_AUTOMATION: decision.automation,
+        semconv.DECISION_REVIEW_REQUIRED: decision.review_required,
+    }
+    card.update(record.mask_fields(fields))
+    return card

@@ -12,31 +12,53 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from opentelemetry.trace import SpanContext
 
 from otel_decisions import semconv
 
+MAX_LEDGER_ROWS = 1000
+"""A flow run's decision artifact lists at most this many decisions (all are counted)."""
+
 
 class _Registry:
-    """Recent decisions (for review links) and per-run counts (flow completeness, auto-capture de-dup)."""
+    """Recent decisions (for review links and review forms), per-run counts (flow completeness,
+    auto-capture de-dup) and, when flow artifacts are on, each flow run's decisions and reviews."""
 
-    def __init__(self, max_recent: int = 10_000) -> None:
+    def __init__(self, max_recent: int = 10_000, max_ledger: int = MAX_LEDGER_ROWS) -> None:
         self._lock = threading.Lock()
-        self._recent: OrderedDict[str, tuple[SpanContext, int, str]] = OrderedDict()
+        self._recent: OrderedDict[str, tuple[SpanContext, int, str, Mapping[str, Any]]] = OrderedDict()
         self._max = max_recent
+        self._max_ledger = max_ledger
         self.per_flow: dict[str, int] = {}
         self.per_task: dict[str, int] = {}
+        self._ledgers: OrderedDict[str, FlowLedger] = OrderedDict()
+        self._reviews: OrderedDict[str, tuple[str, str | None]] = OrderedDict()
 
     def add(
-        self, decision_id: str, ctx: SpanContext, ts: int, outcome: str, flow_run: str | None, task_run: str | None
+        self,
+        decision_id: str,
+        ctx: SpanContext,
+        ts: int,
+        outcome: str,
+        flow_run: str | None,
+        task_run: str | None,
+        attributes: Mapping[str, Any] | None = None,
+        ledger: bool = False,
     ) -> None:
+        """A decision was recorded: *attributes* are its span's (masked) attributes, kept for review forms;
+        *ledger*: also list it for its flow run's artifact."""
         with self._lock:
-            self._recent[decision_id] = (ctx, ts, outcome)
+            self._recent[decision_id] = (ctx, ts, outcome, attributes or {})
             if len(self._recent) > self._max:
                 self._recent.popitem(last=False)
             if flow_run:
                 self.per_flow[flow_run] = self.per_flow.get(flow_run, 0) + 1
+                if ledger:
+                    self._ledger(flow_run).add_decision(decision_id, outcome, attributes or {}, self._max_ledger)
             if task_run:
                 self.per_task[task_run] = self.per_task.get(task_run, 0) + 1
             # Runs that fail (or end in another process) are never popped: keep the maps bounded.
@@ -44,9 +66,51 @@ class _Registry:
                 if len(counts) > self._max:
                     del counts[next(iter(counts))]
 
-    def lookup(self, decision_id: str) -> tuple[SpanContext, int, str] | None:
+    def add_cached(
+        self, decision_id: str, ctx: SpanContext | None, ts: int, attributes: Mapping[str, Any], flow_run: str
+    ) -> None:
+        """A task run returned a decision recorded earlier (a cache hit: a resumed run, a cached task): listed
+        in its flow run's artifact and known to review forms, not counted as recorded again."""
+        outcome = str(attributes.get(semconv.DECISION_OUTCOME, ""))
+        with self._lock:
+            if ctx is not None:
+                self._recent[decision_id] = (ctx, ts, outcome, attributes)
+                if len(self._recent) > self._max:
+                    self._recent.popitem(last=False)
+            self._ledger(flow_run).add_decision(decision_id, outcome, attributes, self._max_ledger)
+
+    def _ledger(self, flow_run: str) -> FlowLedger:
+        found = self._ledgers.get(flow_run)
+        if found is None:
+            found = self._ledgers[flow_run] = FlowLedger()
+            if len(self._ledgers) > 1000:  # flows that ended in another process are never popped
+                self._ledgers.popitem(last=False)
+        return found
+
+    def add_review(self, decision_id: str, action: str, new_outcome: str | None, flow_run: str | None) -> None:
+        """A review was recorded (in *flow_run*, if in one): the latest action on each decision is kept."""
+        with self._lock:
+            self._reviews[decision_id] = (action, new_outcome)
+            self._reviews.move_to_end(decision_id)
+            if len(self._reviews) > self._max:
+                self._reviews.popitem(last=False)
+            if flow_run:
+                self._ledger(flow_run).add_review(action)
+
+    def lookup(self, decision_id: str) -> tuple[SpanContext, int, str, Mapping[str, Any]] | None:
+        """(span context, time, stored outcome, masked span attributes) of a decision recorded here lately."""
         with self._lock:
             return self._recent.get(decision_id)
+
+    def review_of(self, decision_id: str) -> tuple[str, str | None] | None:
+        """(action, new outcome) of the latest review of *decision_id* recorded here lately."""
+        with self._lock:
+            return self._reviews.get(decision_id)
+
+    def pop_ledger(self, flow_run: str) -> FlowLedger | None:
+        """The decisions and reviews this process recorded in *flow_run* (forgotten after this call)."""
+        with self._lock:
+            return self._ledgers.pop(flow_run, None)
 
     def pop_flow(self, flow_run: str) -> int:
         with self._lock:
@@ -55,6 +119,47 @@ class _Registry:
     def pop_task(self, task_run: str) -> int:
         with self._lock:
             return self.per_task.pop(task_run, 0)
+
+
+@dataclass
+class FlowLedger:
+    """What one process recorded in one flow run, for the run's decision artifacts."""
+
+    decision_ids: list[str] = field(default_factory=list)
+    """In recording order; at most ``MAX_LEDGER_ROWS`` (the rest are only counted)."""
+    decisions: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    below_threshold: int = 0
+    review_required: list[str] = field(default_factory=list)
+    """Ids of decisions flagged for review (at most ``MAX_LEDGER_ROWS``)."""
+    review_required_count: int = 0
+    models: dict[str, int] = field(default_factory=dict)
+    reviews: int = 0
+    review_actions: dict[str, int] = field(default_factory=dict)
+
+    def add_decision(self, decision_id: str, outcome: str, attributes: Mapping[str, Any], limit: int) -> None:
+        self.decisions += 1
+        if len(self.decision_ids) < limit:
+            self.decision_ids.append(decision_id)
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        judged = attributes.get(semconv.DECISION_SCORE)
+        if judged is None:
+            judged = attributes.get(semconv.DECISION_CONFIDENCE)
+        threshold = attributes.get(semconv.DECISION_THRESHOLD)
+        if isinstance(judged, float) and isinstance(threshold, float) and judged < threshold:
+            self.below_threshold += 1
+        if attributes.get(semconv.DECISION_REVIEW_REQUIRED) is True:
+            self.review_required_count += 1
+            if len(self.review_required) < limit:
+                self.review_required.append(decision_id)
+        name = attributes.get(semconv.DECISION_MODEL_NAME)
+        if name:
+            model = f"{name} {attributes.get(semconv.DECISION_MODEL_VERSION) or ''}".strip()
+            self.models[model] = self.models.get(model, 0) + 1
+
+    def add_review(self, action: str) -> None:
+        self.reviews += 1
+        self.review_actions[action] = self.review_actions.get(action, 0) + 1
 
 
 registry = _Registry()

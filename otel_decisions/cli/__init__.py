@@ -21,6 +21,7 @@ from otel_decisions.cli import (
     _lifecycle,
     _privacy,
     _reconcile,
+    _report,
     _serve,
     _storage,
     _trace,
@@ -42,6 +43,7 @@ _integrity.register(app)
 _privacy.register(app)
 _reconcile.register(app)
 _lifecycle.register(app)
+_report.register(app)
 
 
 def main() -> None:

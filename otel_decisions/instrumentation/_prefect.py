@@ -5,7 +5,8 @@ Hook points (Prefect 3.9, pinned in ``pyproject.toml``; each is exercised by ``t
 - ``{Sync,Async}TaskRunEngine.handle_success``: sees each successful attempt's return value
   while the task-run span is still current (also generator tasks' return values). A
   decision-shaped value becomes a decision span whose inputs are the task's parameters.
-  Cache hits arrive as a ``ResultRecord`` and record nothing (no new decision was made).
+  Cache hits arrive as a ``ResultRecord`` and record nothing (no new decision was made); a cached
+  recorded ``Decision`` (a resumed run's scoring task) is listed in the flow run's artifact.
 - ``{Sync,Async}TaskRunEngine.call_task_fn`` and ``{Flow,AsyncFlow}RunEngine.call_flow_fn``:
   only when Prefect's run telemetry is off, the instrumentor makes the flow and task spans
   itself, so decisions still have parents; when it is on, Prefect's spans are used (never both).
@@ -14,6 +15,8 @@ Hook points (Prefect 3.9, pinned in ``pyproject.toml``; each is exercised by ``t
   the flow-run span, on a task-run span when its process recorded any (a pool or Dask worker).
 - ``RunTelemetry._start_span``: a task run in a process-pool or Dask worker gets the flow run's
   traceparent (Prefect's own lookup finds the task run itself there and starts a new trace).
+- ``{Flow,AsyncFlow}RunEngine.call_flow_fn`` also makes the flow run's decision artifacts when the
+  flow function returns or raises (not when it suspends): :mod:`._artifacts`.
 - ``call_flow_fn`` and ``Runner.start`` (``serve()``) also check that the processes the flow's task
   runner or the served flow runs use will record, and warn once, loudly, when they will not
   (:mod:`._workers`).
@@ -48,6 +51,7 @@ from otel_decisions._version import __version__
 from otel_decisions.capture import (
     Decision,
     as_mapping,
+    decision_card,
     decision_from_value,
     emit,
     prefect_identity,
@@ -55,7 +59,7 @@ from otel_decisions.capture import (
     registry,
 )
 from otel_decisions.errors import DecisionValidationError, FieldError, OtelDecisionsError
-from otel_decisions.instrumentation import _workers
+from otel_decisions.instrumentation import _artifacts, _workers
 from otel_decisions.instrumentation._protect import protect_provider
 from otel_decisions.privacy import masked_parameter_values, run_values
 from otel_decisions.settings import DEFAULT_CONFIDENCE_FIELDS
@@ -161,7 +165,10 @@ class PrefectInstrumentor(BaseInstrumentor):
             settings = runtime.settings
             if not settings.auto_capture or explicit:
                 return  # the task recorded its decisions itself
-            if result is None or isinstance(result, (State, ResultRecord)) or inspect.isawaitable(result):
+            if isinstance(result, ResultRecord):
+                _note_cached(task_run, result)
+                return
+            if result is None or isinstance(result, State) or inspect.isawaitable(result):
                 return
             if isinstance(result, Decision) and result.timestamp_ns is not None:
                 return  # already recorded with record_decision()
@@ -276,27 +283,49 @@ class PrefectInstrumentor(BaseInstrumentor):
         self._check_task_runner(instance)
         flow_run = getattr(instance, "flow_run", None)
         span = self._start_own_span(instance, flow_run, "flow")
-        if span is None or flow_run is None:
+        if flow_run is None:
             return wrapped(*args, **kwargs)
         run_id = str(flow_run.id)
+        if span is None:
+            try:
+                result = wrapped(*args, **kwargs)
+            except BaseException as exc:
+                _flow_ended(instance, exc)
+                raise
+            if inspect.isawaitable(result):  # an async flow run by the sync engine returns a coroutine
+                return self._finish_after(None, result, run_id, instance)
+            _flow_ended(instance, None)
+            return result
         with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
             try:
                 result = wrapped(*args, **kwargs)
             except BaseException as exc:
+                _flow_ended(instance, exc)
                 self._finish(span, exc, run_id)
                 raise
-        if inspect.isawaitable(result):  # an async flow run by the sync engine returns a coroutine
-            return self._finish_after(span, result, run_id)
+            if inspect.isawaitable(result):
+                return self._finish_after(span, result, run_id, instance)
+            _flow_ended(instance, None)
         self._finish(span, None, run_id)
         return result
 
-    async def _finish_after(self, span: Span, awaitable: Any, run_id: str) -> Any:
+    async def _finish_after(self, span: Span | None, awaitable: Any, run_id: str, engine: Any) -> Any:
+        if span is None:
+            try:
+                result = await awaitable
+            except BaseException as exc:
+                await _aflow_ended(engine, exc)
+                raise
+            await _aflow_ended(engine, None)
+            return result
         with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
             try:
                 result = await awaitable
             except BaseException as exc:
+                await _aflow_ended(engine, exc)
                 self._finish(span, exc, run_id)
                 raise
+            await _aflow_ended(engine, None)
         self._finish(span, None, run_id)
         return result
 
@@ -304,9 +333,9 @@ class PrefectInstrumentor(BaseInstrumentor):
         self._check_task_runner(instance)
         flow_run = getattr(instance, "flow_run", None)
         span = self._start_own_span(instance, flow_run, "flow")
-        if span is None or flow_run is None:
+        if flow_run is None:
             return await wrapped(*args, **kwargs)
-        return await self._finish_after(span, wrapped(*args, **kwargs), str(flow_run.id))
+        return await self._finish_after(span, wrapped(*args, **kwargs), str(flow_run.id), instance)
 
     # --- other processes: will they record? ----------------------------------------------
     @staticmethod
@@ -391,6 +420,50 @@ class PrefectInstrumentor(BaseInstrumentor):
         except Exception as exc:  # noqa: BLE001
             _warn_once("flow-count", f"otel-decisions: could not stamp the flow's decision count: {exc!r}")
         return wrapped(*args, **kwargs)
+
+
+def _note_cached(task_run: Any, record: Any) -> None:
+    """A cache hit returning a recorded Decision (a resumed run's scoring task): list it in the flow run's
+    artifact; nothing is recorded again."""
+    value = getattr(record, "result", None)
+    flow_run_id = getattr(task_run, "flow_run_id", None)
+    if not (isinstance(value, Decision) and value.timestamp_ns is not None and flow_run_id is not None):
+        return
+    if not _runtime.get_runtime().settings.flow_artifacts:
+        return
+    card = decision_card(value)
+    if card is not None:
+        registry.add_cached(value.id, value.span_context, value.timestamp_ns, card, str(flow_run_id))
+
+
+def _suspended(exc: BaseException | None) -> bool:
+    """The run is suspending (it runs again when resumed): not its end."""
+    from prefect.exceptions import Pause
+
+    return isinstance(exc, Pause)
+
+
+def _trace_id() -> str | None:
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else None
+
+
+def _flow_ended(engine: Any, exc: BaseException | None) -> None:
+    """The flow function returned or raised: the run's decision artifacts (sync flows). Never raises."""
+    try:
+        if not _suspended(exc):
+            _artifacts.publish(engine.flow_run, engine.flow, _trace_id())
+    except Exception as err:  # noqa: BLE001
+        _warn_once("artifacts-hook", f"otel-decisions: could not make the flow run's decision artifacts: {err!r}")
+
+
+async def _aflow_ended(engine: Any, exc: BaseException | None) -> None:
+    """The async flow function returned or raised: the run's decision artifacts. Never raises."""
+    try:
+        if not _suspended(exc):
+            await _artifacts.apublish(engine.flow_run, engine.flow, _trace_id())
+    except Exception as err:  # noqa: BLE001
+        _warn_once("artifacts-hook", f"otel-decisions: could not make the flow run's decision artifacts: {err!r}")
 
 
 def _remember_masked_parameters(run: Any, parameters: Any) -> None:

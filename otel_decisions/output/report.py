@@ -14,7 +14,8 @@ Sections (each with a stable ``id`` and ``data-testid``):
 - ``chart-reviews``: review-required, reviewed, overridden and escalated decisions per model version;
 - ``table-reviewers``: reviews and overrides per (pseudonymised) reviewer;
 - ``table-models``: model inventory with the approval status;
-- ``table-adverse``: adverse decisions with their ranked principal reasons.
+- ``table-adverse``: adverse decisions with their ranked principal reasons;
+- ``table-flow-run`` (a report for one flow run only): the run's decisions and reviews in time order.
 
 Example::
 
@@ -26,6 +27,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -40,12 +42,39 @@ from otel_decisions.catalogue import run_query
 from otel_decisions.errors import OtelDecisionsError
 from otel_decisions.store.client import database_of
 
-__all__ = ["MAX_ADVERSE_ROWS", "REPORT_QUERIES", "ReportData", "collect_report_data", "render_report", "write_report"]
+__all__ = [
+    "MAX_ADVERSE_ROWS",
+    "MAX_FLOW_RUN_ROWS",
+    "REPORT_QUERIES",
+    "ReportData",
+    "collect_report_data",
+    "render_report",
+    "write_report",
+]
 
 DEFAULT_TITLE = "Decision evidence report"
 DEFAULT_ADVERSE_OUTCOMES: tuple[str, ...] = ("deny", "decline")
 MAX_ADVERSE_ROWS = 500
 """The adverse-decision table shows at most this many rows (the total is stated)."""
+MAX_FLOW_RUN_ROWS = 1000
+"""A flow run's audit-trail table shows at most this many rows (the total is stated)."""
+FLOW_RUN_QUERY = "flow_run_audit_trail"
+"""The catalogue query of a one-flow-run report's audit-trail table."""
+_FLOW_RUN_COLUMNS = (
+    "timestamp",
+    "entry",
+    "decision_id",
+    "decision_type",
+    "outcome",
+    "confidence",
+    "reasons",
+    "model_name",
+    "model_version",
+    "task_name",
+    "reviewer_id",
+    "action",
+    "integrity_seq",
+)
 REPORT_QUERIES: tuple[str, ...] = (
     "period_summary",
     "outcomes_by_model_version",
@@ -127,6 +156,11 @@ class ReportData:
     adverse_rows: list[tuple[Any, ...]]
     adverse_total: int
     adverse_outcomes: tuple[str, ...] = DEFAULT_ADVERSE_OUTCOMES
+    flow_run_id: str | None = None
+    """Set when the report covers one Prefect flow run only."""
+    flow_run_columns: list[str] = dataclasses.field(default_factory=list)
+    flow_run_rows: list[tuple[Any, ...]] = dataclasses.field(default_factory=list)
+    flow_run_total: int = 0
 
 
 def _naive_utc(moment: datetime | None, default: datetime) -> datetime:
@@ -145,9 +179,13 @@ def collect_report_data(
     end: datetime | None = None,
     adverse_outcomes: Sequence[str] = DEFAULT_ADVERSE_OUTCOMES,
     database: str | None = None,
+    flow_run_id: str | None = None,
 ) -> ReportData:
-    """Run the report's catalogue queries on *client* (a clickhouse-connect client) for [*start*, *end*)."""
-    period = {"start": _naive_utc(start, _EPOCH), "end": _naive_utc(end, _FAR_FUTURE)}
+    """Run the report's catalogue queries on *client* (a clickhouse-connect client) for [*start*, *end*),
+    and for one Prefect flow run's decisions only when *flow_run_id* is given."""
+    flow_run = (flow_run_id or "").strip()
+    bounds = {"start": _naive_utc(start, _EPOCH), "end": _naive_utc(end, _FAR_FUTURE)}
+    period = {**bounds, "flow_run_id": flow_run}
     adverse = tuple(adverse_outcomes)
     (summary,) = run_query(client, "period_summary", {**period, "adverse_outcomes": list(adverse)}).as_dicts()
     outcomes = run_query(client, "outcomes_by_model_version", period).as_dicts()
@@ -157,12 +195,19 @@ def collect_report_data(
     reviewers = run_query(client, "override_rate_by_reviewer", period).as_dicts()
     models = run_query(client, "model_inventory", period).as_dicts()
     adverse_result = run_query(client, "adverse_action_reasons", {**period, "adverse_outcomes": list(adverse)})
+    trail_columns: list[str] = []
+    trail_rows: list[tuple[Any, ...]] = []
+    if flow_run:
+        trail = run_query(client, FLOW_RUN_QUERY, {"flow_run_id": flow_run})
+        keep = [trail.columns.index(c) for c in _FLOW_RUN_COLUMNS]
+        trail_columns = list(_FLOW_RUN_COLUMNS)
+        trail_rows = [tuple(row[i] for i in keep) for row in trail.rows]
     return ReportData(
         title=title,
         generated_at=datetime.now(UTC).replace(microsecond=0),
         database=database or database_of(client),
-        start=period["start"],
-        end=period["end"],
+        start=bounds["start"],
+        end=bounds["end"],
         summary=summary,
         outcomes_by_model=[
             (str(r["model_name"]) or _NO_MODEL, str(r["model_version"]), str(r["outcome"]), int(r["decisions"]))
@@ -181,6 +226,10 @@ def collect_report_data(
         adverse_rows=adverse_result.rows[:MAX_ADVERSE_ROWS],
         adverse_total=len(adverse_result.rows),
         adverse_outcomes=adverse,
+        flow_run_id=flow_run or None,
+        flow_run_columns=trail_columns,
+        flow_run_rows=trail_rows[:MAX_FLOW_RUN_ROWS],
+        flow_run_total=len(trail_rows),
     )
 
 
@@ -488,7 +537,8 @@ def render_report(data: ReportData) -> str:
             for r in data.models
         ],
         max_adverse_rows=MAX_ADVERSE_ROWS,
-        queries=REPORT_QUERIES,
+        max_flow_run_rows=MAX_FLOW_RUN_ROWS,
+        queries=REPORT_QUERIES + ((FLOW_RUN_QUERY,) if data.flow_run_id else ()),
     )
 
 
@@ -501,14 +551,22 @@ def write_report(
     end: datetime | None = None,
     adverse_outcomes: Sequence[str] = DEFAULT_ADVERSE_OUTCOMES,
     database: str | None = None,
+    flow_run_id: str | None = None,
 ) -> Path:
-    """Write the HTML evidence report for decisions in [*start*, *end*) (default: all) to *path*.
+    """Write the HTML evidence report for decisions in [*start*, *end*) (default: all) to *path*;
+    for one Prefect flow run's decisions (and the reviews of them) when *flow_run_id* is given.
 
     *database* labels the source in the header (default: the client's database name; pass a
     redacted DSN to show where the data came from). Returns the path written.
     """
     data = collect_report_data(
-        client, title=title, start=start, end=end, adverse_outcomes=adverse_outcomes, database=database
+        client,
+        title=title,
+        start=start,
+        end=end,
+        adverse_outcomes=adverse_outcomes,
+        database=database,
+        flow_run_id=flow_run_id,
     )
     target = Path(path)
     try:
