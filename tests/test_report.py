@@ -291,8 +291,9 @@ def test_the_report_sends_no_sql_of_its_own():
                 if isinstance(n, ast.Constant) and isinstance(n.value, str) and sql_keyword.search(n.value)]
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
     assert not {c.func.attr for c in calls if isinstance(c.func, ast.Attribute)} & {"query", "command", "raw_query"}
-    run = {c.args[1].value for c in calls if isinstance(c.func, ast.Name) and c.func.id == "run_query"}
-    assert run == set(report.REPORT_QUERIES) <= set(load_catalogue())
+    run = {c.args[1].value if isinstance(c.args[1], ast.Constant) else getattr(report, c.args[1].id)
+           for c in calls if isinstance(c.func, ast.Name) and c.func.id == "run_query"}
+    assert run == {*report.REPORT_QUERIES, report.FLOW_RUN_QUERY} and run <= set(load_catalogue())
 
 
 def test_the_templates_never_switch_escaping_off():

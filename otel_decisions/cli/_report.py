@@ -42,11 +42,12 @@ def register(app: typer.Typer) -> None:
         """Write the HTML evidence report (summary, charts, reviewers, models, adverse decisions with their
         reasons; a flow run's audit trail with --flow-run) for any period or flow run. The read is logged to
         access_log."""
-        from otel_decisions.oversight import check_flow_run_id, write_evidence_report
+        from otel_decisions.oversight import check_flow_run_id, check_period, write_evidence_report
         from otel_decisions.settings import load_settings
         from otel_decisions.store.client import chdb_path_of, redact_dsn
 
         start, end = _when(since, "--since"), _when(until, "--until")
+        check_period(start, end)  # before the store is opened
         run_id = check_flow_run_id(flow_run, "--flow-run")
         resolved = dsn or load_settings().resolved_dsn
         client = _client(dsn, "reader")

@@ -17,7 +17,7 @@ Example::
         return review.outcome
 """
 
-from otel_decisions.oversight._evidence import check_flow_run_id, write_evidence_report
+from otel_decisions.oversight._evidence import check_flow_run_id, check_period, write_evidence_report
 from otel_decisions.oversight._review import (
     ReviewResult,
     arequest_review,
@@ -31,6 +31,7 @@ __all__ = [
     "arequest_review",
     "arequest_reviews",
     "check_flow_run_id",
+    "check_period",
     "request_review",
     "request_reviews",
     "write_evidence_report",

@@ -17,7 +17,7 @@ from otel_decisions.errors import OtelDecisionsError
 from otel_decisions.lifecycle import log_access
 from otel_decisions.output.report import DEFAULT_TITLE, ReportData, collect_report_data, render_report
 
-__all__ = ["write_evidence_report"]
+__all__ = ["check_flow_run_id", "check_period", "write_evidence_report"]
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -35,6 +35,14 @@ def check_flow_run_id(value: str | None, field: str = "flow_run_id") -> str | No
     return text
 
 
+def check_period(start: datetime | None, end: datetime | None) -> None:
+    """A clear error when the period is empty."""
+    if start is not None and end is not None and end <= start:
+        raise OtelDecisionsError(
+            f"until (--until) {end.isoformat()} is not after since (--since) {start.isoformat()}: widen the period"
+        )
+
+
 def write_evidence_report(
     client: Any,
     path: Path | str,
@@ -50,10 +58,7 @@ def write_evidence_report(
     one Prefect flow run's decisions only when *flow_run_id* is given, and log the read to ``access_log``
     (*sink* writes the row when *client* may not). Returns what the report shows."""
     run_id = check_flow_run_id(flow_run_id)
-    if start is not None and end is not None and end <= start:
-        raise OtelDecisionsError(
-            f"until (--until) {end.isoformat()} is not after since (--since) {start.isoformat()}: widen the period"
-        )
+    check_period(start, end)
     heading = title or (f"Decision evidence: flow run {run_id}" if run_id else DEFAULT_TITLE)
     data = collect_report_data(client, title=heading, start=start, end=end, database=database, flow_run_id=run_id)
     target = Path(path)

@@ -37,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -122,7 +122,9 @@ def request_reviews(
     items = _check(decisions, timeout, poll_interval)
     results: list[ReviewResult] = []
     for start in range(0, len(items), MAX_BATCH):
-        results += _ask(items[start : start + MAX_BATCH], timeout=timeout, suspend=suspend, poll=poll_interval)
+        results += _run_sync(
+            _ask(items[start : start + MAX_BATCH], timeout=timeout, suspend=suspend, poll=poll_interval)
+        )
     return results
 
 
@@ -147,17 +149,79 @@ async def arequest_reviews(
     poll_interval: float = 5,
 ) -> list[ReviewResult]:
     """:func:`request_reviews` for async flows."""
-    import anyio.to_thread
-
     items = _check(decisions, timeout, poll_interval)
+    results: list[ReviewResult] = []
+    for start in range(0, len(items), MAX_BATCH):
+        step = _ask(items[start : start + MAX_BATCH], timeout=timeout, suspend=suspend, poll=poll_interval)
+        results += await _run_async(step)
+    return results
 
-    def ask_all() -> list[ReviewResult]:
-        results: list[ReviewResult] = []
-        for start in range(0, len(items), MAX_BATCH):
-            results += _ask(items[start : start + MAX_BATCH], timeout=timeout, suspend=suspend, poll=poll_interval)
-        return results
 
-    return await anyio.to_thread.run_sync(ask_all)  # copies the context: the flow run's stays current
+# --- Prefect calls: the review's steps yield them, a sync or an async driver makes them ---------------
+@dataclass(frozen=True)
+class _Call:
+    """One Prefect API call a review step needs: *name* of the ``prefect.input.actions`` /
+    ``prefect.flow_runs`` function (its async variant is ``a`` + name), and its arguments."""
+
+    name: str
+    kwargs: dict[str, Any]
+
+
+_Steps = Generator[_Call, Any, list[ReviewResult]]
+
+
+def _set_state(flow_run_id: Any, state: Any, force: bool, _sync: bool = True) -> None:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(flow_run_id, state, force=force)
+
+
+async def _aset_state(flow_run_id: Any, state: Any, force: bool) -> None:
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        await client.set_flow_run_state(flow_run_id, state, force=force)
+
+
+def _function(name: str, asynchronous: bool) -> Any:
+    from prefect import flow_runs
+    from prefect.input import actions
+
+    if name == "set_flow_run_state":
+        return _aset_state if asynchronous else _set_state
+    module = flow_runs if name.endswith("flow_run") else actions
+    return getattr(module, ("a" + name) if asynchronous else name)
+
+
+def _run_sync(steps: _Steps) -> list[ReviewResult]:
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            call = steps.throw(error) if error is not None else steps.send(value)
+        except StopIteration as done:
+            return list(done.value)
+        value, error = None, None
+        try:
+            value = _function(call.name, False)(**call.kwargs, **_SYNC)
+        except Exception as exc:  # noqa: BLE001 - handed to the step (a pause timing out), which re-raises the rest
+            error = exc
+
+
+async def _run_async(steps: _Steps) -> list[ReviewResult]:
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            call = steps.throw(error) if error is not None else steps.send(value)
+        except StopIteration as done:
+            return list(done.value)
+        value, error = None, None
+        try:
+            value = await _function(call.name, True)(**call.kwargs)
+        except Exception as exc:  # noqa: BLE001
+            error = exc
 
 
 # --- the steps ------------------------------------------------------------------------------------
@@ -233,13 +297,8 @@ class _Form:
     due_at: datetime
 
 
-def _ask(items: list[Decision | str], *, timeout: int, suspend: bool, poll: float) -> list[ReviewResult]:
-    from prefect.input import actions
-
-    create_flow_run_input: Any = actions.create_flow_run_input
-    filter_flow_run_input: Any = actions.filter_flow_run_input
-    read_flow_run_input: Any = actions.read_flow_run_input
-
+def _ask(items: list[Decision | str], *, timeout: int, suspend: bool, poll: float) -> _Steps:
+    """The review of *items* in one form, as a sequence of Prefect calls (see the drivers above)."""
     context = _context()
     flow_run_id = context.flow_run.id
     prefix = "suspended" if suspend else "paused"
@@ -247,15 +306,13 @@ def _ask(items: list[Decision | str], *, timeout: int, suspend: bool, poll: floa
     while True:  # asked again (a new key) while the answer is not one that can be recorded
         key = _next_key(context)
         ids = [item.id if isinstance(item, Decision) else str(item) for item in items]
-        asked = read_flow_run_input(f"{key}-decisions", flow_run_id=flow_run_id, **_SYNC)
+        asked = yield _Call("read_flow_run_input", {"key": f"{key}-decisions", "flow_run_id": flow_run_id})
         now = datetime.now(UTC)
         if asked is None:
             form = _Form(key, flow_run_id, ids, now, now + timedelta(seconds=timeout))
-            create_flow_run_input(
-                f"{key}-decisions",
-                {"decision_ids": ids, "requested_at": now.isoformat(), "due_at": form.due_at.isoformat()},
-                flow_run_id=flow_run_id,
-                **_SYNC,
+            value = {"decision_ids": ids, "requested_at": now.isoformat(), "due_at": form.due_at.isoformat()}
+            yield _Call(
+                "create_flow_run_input", {"key": f"{key}-decisions", "value": value, "flow_run_id": flow_run_id}
             )
             for item in items:
                 record_review_request(
@@ -274,36 +331,34 @@ def _ask(items: list[Decision | str], *, timeout: int, suspend: bool, poll: floa
                 datetime.fromisoformat(asked["requested_at"]),
                 datetime.fromisoformat(asked["due_at"]),
             )
-        cards = [_card(item) for item in items] if form.ids == ids else [Card(i, {}) for i in form.ids]
-        answered = filter_flow_run_input(
-            key_prefix=f"{prefix}-{key}-response", limit=1, flow_run_id=flow_run_id, **_SYNC
-        )
-        if form.ids != ids and not answered:
+        same = form.ids == ids
+        cards = [_card(item) for item in items] if same else [Card(i, {}) for i in form.ids]
+        response_key = {"key_prefix": f"{prefix}-{key}-response", "limit": 1, "flow_run_id": flow_run_id}
+        answered = yield _Call("filter_flow_run_input", response_key)
+        if not same and not answered:
             raise ReviewError(_changed_message(form.ids, ids), tuple(ids))
-        response = _wait(
-            cards, form, prefix, suspend=suspend, poll=poll, timeout=timeout, note=note, stored=bool(answered)
+        response = yield from _wait(
+            cards, form, suspend=suspend, poll=poll, timeout=timeout, note=note, stored=bool(answered)
         )
-        submitted = filter_flow_run_input(
-            key_prefix=f"{prefix}-{key}-response", limit=1, flow_run_id=flow_run_id, **_SYNC
-        )
+        submitted = yield _Call("filter_flow_run_input", response_key)
         submitted_at = _as_utc(submitted[0].created) if submitted and submitted[0].created else datetime.now(UTC)
         given, reviewer, problems = answers(cards, response)
         if problems:
             note = "The previous answer was not recorded: " + " ".join(problems)
             logger.warning("otel-decisions: review form %s of flow run %s: %s; asking again", key, flow_run_id, note)
-            if form.ids != ids:
+            if not same:
                 raise ReviewError(_changed_message(form.ids, ids), tuple(ids))
             continue
-        recorded = read_flow_run_input(f"{key}-recorded", flow_run_id=flow_run_id, **_SYNC) is not None
+        marker = yield _Call("read_flow_run_input", {"key": f"{key}-recorded", "flow_run_id": flow_run_id})
+        recorded = marker is not None
         results = [
-            _record(form, card, answer, reviewer, submitted_at, recorded, item if form.ids == ids else card.decision_id)
-            for item, card, answer in zip(items if form.ids == ids else form.ids, cards, given, strict=True)
+            _record(form, card, answer, reviewer, submitted_at, recorded, item if same else card.decision_id)
+            for item, card, answer in zip(items if same else form.ids, cards, given, strict=True)
         ]
         if not recorded:
-            create_flow_run_input(
-                f"{key}-recorded", {"review_ids": [r.review_id for r in results]}, flow_run_id=flow_run_id, **_SYNC
-            )
-        if form.ids != ids:
+            value = {"review_ids": [r.review_id for r in results]}
+            yield _Call("create_flow_run_input", {"key": f"{key}-recorded", "value": value, "flow_run_id": flow_run_id})
+        if not same:
             raise ReviewError(
                 _changed_message(form.ids, ids) + " The answer the reviewer gave was recorded for the decisions shown.",
                 tuple(ids),
@@ -380,30 +435,24 @@ def _stored_card(decision_id: str) -> dict[str, Any] | None:
 
 
 def _wait(
-    cards: list[Card],
-    form: _Form,
-    prefix: str,
-    *,
-    suspend: bool,
-    poll: float,
-    timeout: int,
-    note: str | None,
-    stored: bool,
-) -> Any:
+    cards: list[Card], form: _Form, *, suspend: bool, poll: float, timeout: int, note: str | None, stored: bool
+) -> Generator[_Call, Any, Any]:
     """Pause or suspend with the form until the reviewer answers (a stored answer returns at once)."""
-    from prefect import flow_runs
     from prefect.exceptions import FlowPauseTimeout
-
-    pause_flow_run: Any = flow_runs.pause_flow_run
-    suspend_flow_run: Any = flow_runs.suspend_flow_run
+    from prefect.states import Running
 
     text = "" if stored else description(cards, due_at=form.due_at, note=note)
     run_input = review_form(cards).with_initial_data(description=text) if text else review_form(cards)
     remaining = max(1, int((form.due_at - datetime.now(UTC)).total_seconds()))
     if suspend:
-        return suspend_flow_run(wait_for_input=run_input, timeout=remaining, key=form.key, **_SYNC)
+        return (yield _Call("suspend_flow_run", {"wait_for_input": run_input, "timeout": remaining, "key": form.key}))
     try:
-        return pause_flow_run(wait_for_input=run_input, timeout=remaining, poll_interval=poll, key=form.key, **_SYNC)
+        return (
+            yield _Call(
+                "pause_flow_run",
+                {"wait_for_input": run_input, "timeout": remaining, "poll_interval": poll, "key": form.key},
+            )
+        )
     except FlowPauseTimeout:
         for card in cards:
             record_review_expiry(
@@ -413,23 +462,15 @@ def _wait(
                 reference=_reference(form),
                 channel=_CHANNEL,
             )
-        _resume_running(form.flow_run_id)
+        # Prefect leaves the run PAUSED after its pause times out: set it running, so a caller that catches
+        # ReviewTimeout can go on.
+        yield _Call("set_flow_run_state", {"flow_run_id": form.flow_run_id, "state": Running(), "force": True})
         raise ReviewTimeout(
             f"no reviewer answered review form {form.key} of flow run {form.flow_run_id} within {timeout} s; "
             "the expiry is recorded (review_expired) and the decisions stand unreviewed. Catch ReviewTimeout to "
             "escalate, or ask again with a longer timeout",
             tuple(card.decision_id for card in cards),
         ) from None
-
-
-def _resume_running(flow_run_id: Any) -> None:
-    """The run is still PAUSED on the server after Prefect's pause timed out: set it running again, so a
-    caller that catches ReviewTimeout can go on."""
-    from prefect.client.orchestration import get_client
-    from prefect.states import Running
-
-    with get_client(sync_client=True) as client:
-        client.set_flow_run_state(flow_run_id, Running(), force=True)
 
 
 def _record(

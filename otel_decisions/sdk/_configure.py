@@ -210,6 +210,8 @@ def configure(
     outcome_fields: Sequence[str] | None = None,
     confidence_fields: Sequence[str] | None = None,
     default_decision_type: str | None = None,
+    flow_artifacts: bool | None = None,
+    trace_url: str | None = None,
     privacy_mode: Literal["denylist", "allowlist"] | None = None,
     privacy_deny_patterns: Sequence[str] | None = None,
     privacy_extra_deny_patterns: Sequence[str] | None = None,
