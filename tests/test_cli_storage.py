@@ -139,3 +139,56 @@ def test_no_decision_store_here_has_its_own_message_and_exit_code(command, tmp_p
     assert result.exit_code == 3, (result.exit_code, result.output, result.exception)
     text = " ".join(result.output.split())  # the console wraps long lines
     assert "no decision store here" in text and "schema apply" in text
+
+
+# --- report -----------------------------------------------------------------------------------------
+def _report_counts(path) -> dict[str, str]:
+    from tests.test_report import parse
+
+    sections = parse(path.read_text(encoding="utf-8"))
+    return {key: " ".join(sections.text[f"count-{key}"]).split()[0] for key in ("decisions", "overrides", "adverse")}
+
+
+def test_report_for_a_period_and_for_one_flow_run(seeded, tmp_path):
+    from collections import Counter
+    from datetime import datetime, timezone
+
+    dsn, data = seeded
+    times = sorted(d.timestamp_ns for d in data.decisions)
+    since = datetime.fromtimestamp(times[len(times) // 4] / 1e9, tz=timezone.utc).replace(microsecond=0)
+    until = datetime.fromtimestamp(times[3 * len(times) // 4] / 1e9, tz=timezone.utc).replace(microsecond=0)
+    out = tmp_path / "period.html"
+    ran = invoke("report", "--since", since.isoformat(), "--until", until.isoformat(), "--out", str(out), "--dsn", dsn)
+    assert ran.exit_code == 0, ran.output
+    expected = sum(1 for t in times if since.timestamp() * 1e9 <= t < until.timestamp() * 1e9)
+    assert 0 < expected < len(times)
+    assert _report_counts(out)["decisions"] == str(expected)
+
+    run_id, count = Counter(d.flow_run_id for d in data.decisions if d.flow_run_id).most_common(1)[0]
+    out = tmp_path / "run.html"
+    ran = invoke("report", "--flow-run", run_id, "--out", str(out), "--dsn", dsn)
+    assert ran.exit_code == 0, ran.output
+    assert _report_counts(out)["decisions"] == str(count)
+    summary = json.loads(invoke("query", "run", "period_summary", "-p", f"flow_run_id={run_id}", "-f", "json",
+                                "--dsn", dsn).output)[0]
+    assert _report_counts(out) == {"decisions": str(summary["decisions"]), "overrides": str(summary["overrides"]),
+                                   "adverse": str(summary["adverse"])}
+    html = out.read_text(encoding="utf-8")
+    assert html.count("<tr>") > count and run_id in html  # the run's audit trail table
+    logged = json.loads(invoke("query", "run", "access_audit", "-f", "json", "--dsn", dsn).output)
+    assert any(r["command"] == "report" and run_id in r["parameters"] for r in logged)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--flow-run", "run-17"), "--flow-run 'run-17': a Prefect flow run id is a UUID"),
+        (("--since", "2026-02-01", "--until", "2026-01-01"), "is not after since (--since)"),
+        (("--since", "yesterday"), "--since 'yesterday': use an ISO date or time"),
+    ],
+)
+def test_report_refuses_bad_input_before_reading(args, message, tmp_path):
+    ran = invoke("report", *args, "--out", str(tmp_path / "r.html"), "--dsn", "chdb:///nonexistent/store/dir")
+    assert ran.exit_code == 2, ran.output
+    assert message in " ".join(ran.output.split())
+    assert not (tmp_path / "r.html").exists()
