@@ -82,6 +82,8 @@ class DemoResult:
     decisions_stored: int = 0
     reviews_stored: int = 0
     seconds: float = 0.0
+    flow_run_id: str | None = None
+    """The credit-decisioning flow run (its decision artifacts are in Prefect; ``report --flow-run`` shows it)."""
 
 
 def examples_dir() -> Path:
@@ -243,6 +245,14 @@ def run_demo(
     from otel_decisions.store.client import redact_dsn
 
     write_evidence_report(client, report_path, database=redact_dsn(dsn))  # what `otel-decisions report` runs
+    credit_run = str(
+        client.command(
+            "SELECT argMax(flow_run_id, timestamp) FROM decisions WHERE flow_name = 'credit-decisioning' "
+            "AND timestamp >= {started:DateTime64(6)}",
+            parameters={"started": started_at.replace(tzinfo=None)},
+        )
+        or ""
+    )
     counts["records_management"] = lifecycle_steps
     result = DemoResult(
         dsn=dsn,
@@ -251,6 +261,7 @@ def run_demo(
         decisions_stored=stored,
         reviews_stored=reviews,
         seconds=time.perf_counter() - started,
+        flow_run_id=credit_run or None,
     )
     _print_next_steps(console, result)
     return result
@@ -385,6 +396,12 @@ def _print_next_steps(console: Any, result: DemoResult) -> None:
         f"  {cli} query list\n"
         f"  {cli} query run adverse_action_reasons --dsn {dsn} --format table\n"
         f"  {cli} query run override_rate_by_model --dsn {dsn} --format csv\n"
+        + (
+            f"  {cli} report --flow-run {result.flow_run_id} --dsn {dsn} --out credit-run.html\n"
+            if result.flow_run_id
+            else ""
+        )
+        + "  Each flow run's decisions are also artifacts in Prefect (its Artifacts tab, under `prefect server start`).\n"
         "  Traces in Jaeger: `docker compose up` runs the full stack (UI on http://localhost:16686), or\n"
         f"  `{cli} export-trace TRACE_ID --format otlp-json --dsn {dsn}` writes a trace Jaeger can load.",
         soft_wrap=True,  # commands stay on one line, whatever the terminal's width, so they paste as they are

@@ -145,8 +145,15 @@ def test_default_demo_keeps_its_own_store_and_prints_commands_that_work_as_paste
         counts.append(_inspect(demo_dsn, tmp_path)["decisions"])
         lines = run.stdout.splitlines()
         pasted = [line.strip() for line in lines[lines.index("Next:") + 1:] if "query run override_rate_by_model" in line]
+        report_line = [line.strip() for line in lines[lines.index("Next:") + 1:] if " report --flow-run " in line]
     assert counts[0] == counts[1] > 0
     shell_env = {**_env(tmp_path, "default"), "PATH": "/usr/bin:/bin"}
     result = subprocess.run(pasted[0], shell=True, cwd=tmp_path, env=shell_env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, (pasted[0], result.stdout, result.stderr)
     assert result.stdout.splitlines()[0].startswith("model_name")  # the CSV header of the query's answer
+    (report_command,) = report_line  # one flow run's evidence report, for the credit flow's run
+    result = subprocess.run(report_command, shell=True, cwd=tmp_path, env=shell_env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, (report_command, result.stdout, result.stderr)
+    page = (tmp_path / "credit-run.html").read_text(encoding="utf-8")
+    assert 'data-testid="table-flow-run"' in page and "credit.approval" in page

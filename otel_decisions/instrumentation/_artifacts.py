@@ -28,6 +28,7 @@ from typing import Any
 
 from otel_decisions import _runtime, semconv
 from otel_decisions.capture import MAX_LEDGER_ROWS, FlowLedger, registry
+from otel_decisions.errors import FieldError
 
 logger = logging.getLogger("otel_decisions")
 _SYNC: dict[str, Any] = {"_sync": True}  # Prefect's async_dispatch: the sync variant even in an async flow
@@ -185,6 +186,8 @@ def publish(flow_run: Any, flow: Any, trace_id: str | None) -> None:
         create_markdown_artifact(
             markdown=summary, key=summary_key, description="Summary of the run's AI decisions", **_SYNC
         )
+    except FieldError as exc:  # bad settings: said once, with the fix, wherever they are read
+        _runtime.warn_bad_settings(exc)
     except Exception as exc:  # noqa: BLE001 - the flow run's result stands
         _runtime.warn_once(
             f"artifacts:{type(exc).__name__}",
@@ -206,6 +209,8 @@ async def apublish(flow_run: Any, flow: Any, trace_id: str | None) -> None:
         await acreate_markdown_artifact(
             markdown=summary, key=summary_key, description="Summary of the run's AI decisions"
         )
+    except FieldError as exc:
+        _runtime.warn_bad_settings(exc)
     except Exception as exc:  # noqa: BLE001
         _runtime.warn_once(
             f"artifacts:{type(exc).__name__}",
