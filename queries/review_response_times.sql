@@ -2,8 +2,9 @@
 -- title: Review requests and how long reviewers took to answer
 -- description: Every human review asked for with request_review (a review form in the Prefect UI): when it was
 -- description: asked, its deadline, the first review recorded at or after the request, who reviewed (pseudonym),
--- description: the seconds the reviewer took, and the status: reviewed; expired (the deadline passed with no
--- description: review: the decision stands unreviewed, never approved); or waiting.
+-- description: the seconds the reviewer took, and the status: reviewed (by the deadline); expired (the request's
+-- description: expiry is recorded, or the deadline passed with no review: the decision stands unreviewed, never
+-- description: approved; a later review shows in reviewed_at); or waiting.
 -- regulations: EU AI Act Art. 14(4); GDPR Art. 22(3); FINRA Rule 3110 (supervision)
 -- param: start DateTime64(3) = 1970-01-01 00:00:00 | start of the period (request time), inclusive (UTC)
 -- param: end DateTime64(3) = 2100-01-01 00:00:00 | end of the period (request time), exclusive (UTC)
@@ -23,10 +24,11 @@ FROM
         if(r.decision_id = '', NULL,
            round((toUnixTimestamp64Nano(r.timestamp) - toUnixTimestamp64Nano(q.timestamp)) / 1e9, 3)) AS seconds_to_review,
         multiIf(
-            r.decision_id != '', 'reviewed',
             (q.decision_id, q.reference) IN (
                 SELECT decision_id, reference FROM decision_events FINAL WHERE type = 'review_expired'
-            ) OR due_at < now64(3), 'expired',
+            ), 'expired',
+            r.decision_id != '' AND r.timestamp <= due_at, 'reviewed',
+            due_at < now64(3), 'expired',
             'waiting') AS status
     FROM
     (

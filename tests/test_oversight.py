@@ -134,9 +134,10 @@ def test_one_form_for_a_queue_of_decisions(captured: InMemorySpanExporter) -> No
     assert set(form["schema"]["required"]) == {"d1_action", "d2_action", "d3_action", "reason", "reviewer"}
     description = form["description"]
     assert "Human review of 3 AI decisions" in description
+    plain = description.replace("\\", "")  # markdown escapes out: robin\.roe is robin.roe
     for decision_id in ids:
         assert f"`{decision_id}`" in description
-    assert "robin.roe@example.net" not in description and "APP-SYN-7781" not in description
+    assert "robin.roe@example.net" not in plain and "APP-SYN-7781" not in plain and "61000" in plain
     assert [(r.decision_id, r.action, r.outcome) for r in results] == [
         (ids[0], "approve", "deny"), (ids[1], "override", "deny"), (ids[2], "reject", None)]
     reviews = {s.attributes[semconv.DECISION_ID]: s for s in _spans(captured, semconv.REVIEW_SPAN_NAME)}
@@ -154,6 +155,14 @@ def test_one_form_for_a_queue_of_decisions(captured: InMemorySpanExporter) -> No
     table = _table(_artifacts(str(run_id))["decisions-review-queue"])
     assert [(row["decision_id"], row["review"]) for row in table] == [
         (ids[0], "approved"), (ids[1], "overridden: deny"), (ids[2], "rejected")]
+    # what Prefect keeps of the answer: the reviews as recorded; the answer as typed is deleted
+    from prefect.input import actions
+
+    assert actions.read_flow_run_input("paused-otel-review-1-response", flow_run_id=run_id) is None
+    kept = actions.read_flow_run_input("otel-review-1-recorded", flow_run_id=run_id)
+    assert [r["review_id"] for r in kept["reviews"]] == [r.review_id for r in results]
+    assert "analyst-07" not in json.dumps(kept)
+    assert {r["reviewer_id"] for r in kept["reviews"]} == {reviews[ids[0]].attributes[semconv.DECISION_REVIEW_REVIEWER_ID]}
 
 
 def test_an_answer_that_cannot_be_recorded_is_asked_again(captured: InMemorySpanExporter) -> None:
@@ -196,7 +205,7 @@ def test_async_flows_ask_with_arequest_review(captured: InMemorySpanExporter) ->
     result = asyncio.run(reviewed())
     reviewer.join(30)
     assert reviewer.error is None, reviewer.error
-    assert (result.action, result.outcome) == ("escalate", "deny")
+    assert (result.action, result.outcome, result.original_outcome) == ("escalate", None, "deny")  # nothing stands yet
     (span,) = [s for s in _spans(captured, semconv.REVIEW_SPAN_NAME) if s.attributes[semconv.DECISION_ID] == result.decision_id]
     assert span.attributes[semconv.DECISION_REVIEW_ACTION] == "escalate"
 
@@ -230,6 +239,23 @@ def test_request_review_says_where_it_can_be_called(captured: InMemorySpanExport
         with pytest.raises(otel_decisions.errors.DecisionValidationError) as raised:
             bad(kind)
         assert raised.value.field == field
+
+    @flow(name="review-suspend-here")
+    def suspend_here() -> None:
+        otel_decisions.request_review(recorded, suspend=True)
+
+    with pytest.raises(OtelDecisionsError, match="needs a flow run of a deployment"):
+        suspend_here()
+
+    @flow(name="review-unknown")
+    def unknown() -> None:
+        otel_decisions.request_review(str(uuid.uuid4()))
+
+    with pytest.raises(otel_decisions.ReviewError, match="cannot be shown to a reviewer"):
+        unknown()
+    otel_decisions.force_flush()
+    asked = [s for s in captured.get_finished_spans() if s.name == semconv.EVENT_SPAN_NAME]
+    assert asked == [], "a request was recorded though no reviewer was asked"
 
     @flow(name="review-sync-in-async")
     async def blocking() -> None:
@@ -268,7 +294,7 @@ def test_every_flow_run_gets_its_decision_artifacts(captured: InMemorySpanExport
     assert "| Awaiting review | **3** |" in summary and "| Overrides recorded in this run | 1 |" in summary
     assert "| deny | 2 |" in summary and "| approve | 2 |" in summary
     assert f"otel-decisions report --flow-run {run_id}" in summary and "otel-decisions export-trace " in summary
-    text = json.dumps([_table(artifacts["decisions-scoring-run"]), summary])
+    text = json.dumps([_table(artifacts["decisions-scoring-run"]), summary]).replace("\\", "")
     for clear in ("robin.roe@example.net", "APP-SYN-7781", "analyst-07", "61000"):
         assert clear not in text
 
@@ -338,16 +364,39 @@ def test_review_response_times(captured: InMemorySpanExporter, tmp_path_factory:
     reviewer.join(30)
     assert reviewer.error is None, reviewer.error
     expired_run = ask("expired")
+
+    @flow(name="review-retried", retries=1, retry_delay_seconds=0)
+    def retried() -> str:
+        from prefect.runtime import flow_run
+
+        otel_decisions.request_review(retried_decision, timeout=1, poll_interval=0.2)  # the first try times out
+        return str(flow_run.id)
+
+    retried_decision = _decide(5)
+    reviewer = Reviewer([("otel-review-2", {"action": "approve", "reason": "ok on retry", "reviewer": "analyst-09"})])
+    reviewer.start()
+    retried_run = retried()  # the retry's first form is otel-review-1 again: asked, unanswered, so a new one
+    reviewer.join(30)
+    assert reviewer.error is None, reviewer.error
     due = datetime.now(UTC) + timedelta(hours=2)
     otel_decisions.capture.record_review_request(waiting, requested_by="queue", due_at=due, reference="ticket/9")
     otel_decisions.record_review(waiting, reviewer="analyst-02", action="comment", reason="looking")
     otel_decisions.force_flush()
 
     everything = run_query(client, "review_response_times", {}).as_dicts()
-    status = {r["decision_id"]: (r["status"], r["action"]) for r in everything}
-    assert status == {reviewed.id: ("reviewed", "override"), before.id: ("reviewed", "approve"),
-                      expired.id: ("expired", ""), waiting.id: ("waiting", "")}
-    answered = [r for r in everything if r["status"] == "reviewed"]
+    status = {(r["decision_id"], r["reference"].rsplit("/", 1)[1]): (r["status"], r["action"]) for r in everything}
+    assert status == {
+        (reviewed.id, "otel-review-1"): ("reviewed", "override"),
+        (before.id, "otel-review-1"): ("reviewed", "approve"),
+        (expired.id, "otel-review-1"): ("expired", ""),
+        (waiting.id, "9"): ("waiting", ""),
+        # timed out, then asked again on the flow run's retry and answered: the first request stays expired
+        (retried_decision.id, "otel-review-1"): ("expired", "approve"),
+        (retried_decision.id, "otel-review-2"): ("reviewed", "approve"),
+    }
+    assert {r["reference"] for r in everything if r["decision_id"] == retried_decision.id} == {
+        f"flow-run/{retried_run}/otel-review-1", f"flow-run/{retried_run}/otel-review-2"}
+    answered = [r for r in everything if r["status"] == "reviewed" and r["decision_id"] != retried_decision.id]
     assert all(r["reference"] == f"flow-run/{answered_run}/otel-review-1" for r in answered)
     assert all(0 <= r["seconds_to_review"] < 30 for r in answered)
     # the earlier review of `before` is not the answer: the answer is the one after the request

@@ -190,22 +190,40 @@ def _artifacts(server: PrefectServer, run_id: str) -> dict[str, dict[str, Any]]:
     return {a["key"]: a for a in found}
 
 
-def _check_artifacts(server: PrefectServer, run_id: str, decision_id: str, review: str) -> dict[str, dict[str, Any]]:
+def _check_artifacts(
+    server: PrefectServer, run_id: str, decision_id: str, review: str, earlier: bool = False
+) -> dict[str, dict[str, Any]]:
     artifacts = _artifacts(server, run_id)
     assert set(artifacts) == {"decisions-review-underwriting", "decisions-review-underwriting-summary"}, artifacts
     table = artifacts["decisions-review-underwriting"]
     assert table["type"] == "table"
     rows = json.loads(table["data"]) if isinstance(table["data"], str) else table["data"]
     assert rows == [{"decision_id": decision_id, "type": "credit.approval", "outcome": "deny", "confidence": 0.58,
-                     "threshold": 0.5, "model_version": "credit-risk-lr 3.2.0", "review": review}], rows
+                     "threshold": 0.5, "model_version": "credit-risk-lr 3.2.0", "review": review,
+                     "recorded_earlier": earlier}], rows
     summary = artifacts["decisions-review-underwriting-summary"]["data"]
-    assert "| Decisions recorded | **1** |" in summary and "| Below their threshold | 1 |" in summary
+    recorded_here = "| Decisions recorded | **0** |" if earlier else "| Decisions recorded | **1** |"
+    assert recorded_here in summary and "| Below their threshold | 1 |" in summary
     assert "| Awaiting review | **0** |" in summary and "| Overrides recorded in this run | 1 |" in summary
     assert f"otel-decisions report --flow-run {run_id}" in summary
-    text = json.dumps(artifacts)
+    text = json.dumps(artifacts).replace("\\", "")  # markdown escapes out
     for clear in CLEAR_VALUES:
         assert clear not in text, f"{clear!r} in clear in an artifact"
     return artifacts
+
+
+def _check_prefect_keeps_no_clear_answer(server: PrefectServer, run_id: str, reviewer: str) -> None:
+    """Once recorded, the answer as typed (the reviewer's id in clear) is gone from Prefect's flow-run inputs;
+    what is kept is the review as recorded."""
+    inputs = _api(server, "POST", f"/flow_runs/{run_id}/input/filter", {"prefix": "", "limit": 100})
+    keys = {i["key"] for i in inputs}
+    assert "otel-review-1-decisions" in keys and "otel-review-1-recorded" in keys, keys
+    assert not any(k.endswith("-response") for k in keys), keys
+    text = json.dumps(inputs).replace("\\", "")
+    for clear in (reviewer, "sam.sample@example.org", "APP-SYN-0042"):
+        assert clear not in text, f"{clear!r} in clear in Prefect's flow-run inputs"
+    (recorded,) = [json.loads(i["value"]) for i in inputs if i["key"] == "otel-review-1-recorded"]
+    assert re.fullmatch(r"[0-9a-f]{64}", recorded["reviews"][0]["reviewer_id"])
 
 
 def _see_artifacts_in_ui(page: Any, server: PrefectServer, run_id: str, artifacts: dict[str, Any], review: str) -> None:
@@ -261,6 +279,7 @@ def test_pause_review_form_in_the_prefect_ui(ui: dict[str, Any], tmp_path: Path)
             assert 0 <= result["waited_seconds"] < 120
             assert server.wait_finished(run_id) == "COMPLETED"
             _check_review_stored(ui, run_id, result["decision_id"], "approve", reason)
+            _check_prefect_keeps_no_clear_answer(server, run_id, "analyst-07")
             artifacts = _check_artifacts(server, run_id, result["decision_id"], "overridden: approve")
             _see_artifacts_in_ui(page, server, run_id, artifacts, "overridden: approve")
         ui["paused_run"] = (run_id, result["decision_id"])
@@ -305,7 +324,9 @@ def test_suspended_review_resumes_on_a_worker(ui: dict[str, Any], tmp_path: Path
         tasks = _api(server, "POST", "/task_runs/filter", {"flow_runs": {"id": {"any_": [run_id]}}})
         assert sorted(t["state"]["name"] for t in tasks) == ["Cached", "Completed"], [t["state"] for t in tasks]
         assert result["state"]["type"] == "COMPLETED"
-        _check_artifacts(server, run_id, decision_id, "overridden: refer")
+        _check_prefect_keeps_no_clear_answer(server, run_id, "analyst-11")
+        # the resumed run lists the decision it reviewed, recorded before it suspended
+        _check_artifacts(server, run_id, decision_id, "overridden: refer", earlier=True)
     finally:
         stop_group(worker)
 

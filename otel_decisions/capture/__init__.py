@@ -23,6 +23,7 @@ from otel_decisions.capture._record import (
     record_review,
     record_review_expiry,
     record_review_request,
+    review_record,
 )
 from otel_decisions.capture._registry import MAX_LEDGER_ROWS, FlowLedger, prefect_identity, registry
 from otel_decisions.capture._shape import as_mapping, decision_from_value
@@ -46,5 +47,6 @@ __all__ = [
     "record_review",
     "record_review_expiry",
     "record_review_request",
+    "review_record",
     "registry",
 ]

@@ -249,7 +249,6 @@ def emit(decision: Decision, source: semconv.DecisionSource, raw_inputs_given: b
         identity.get(semconv.PREFECT_FLOW_RUN_ID),
         identity.get(semconv.PREFECT_TASK_RUN_ID),
         attrs,
-        settings.flow_artifacts,
     )
     return recorded
 
@@ -317,7 +316,38 @@ def record_review(
     the same answer). *reviewed_at*: when the reviewer decided, if earlier than now (a form submitted
     before the flow run resumed).
     """
+    recorded = review_record(
+        decision,
+        reviewer=reviewer,
+        action=action,
+        reason=reason,
+        new_outcome=new_outcome,
+        original_outcome=original_outcome,
+        review_id=review_id,
+        reviewed_at=reviewed_at,
+    )
+    return str(recorded[semconv.DECISION_REVIEW_ID])
+
+
+def review_record(
+    decision: Decision | str,
+    /,
+    *,
+    reviewer: str,
+    action: str | semconv.ReviewAction,
+    reason: str | None = None,
+    new_outcome: str | None = None,
+    original_outcome: str | None = None,
+    review_id: str | None = None,
+    reviewed_at: datetime | None = None,
+    link: SpanContext | None = None,
+) -> dict[str, Any]:
+    """:func:`record_review`, returning the review's attributes as stored (pseudonymised, scrubbed).
+
+    *link*: the decision's span context when neither the decision object nor this process knows it
+    (a resumed flow run: the span ids kept with the review form)."""
     decision_id, link_ctx, given = _about(decision)
+    link_ctx = link_ctx or link
     if review_id is not None and not (isinstance(review_id, str) and _is_uuid(review_id)):
         raise DecisionValidationError("review_id", f"{review_id!r} is not a UUID; leave it out for a new one")
     reviewed_ns = time.time_ns()
@@ -380,7 +410,7 @@ def record_review(
         attrs.get(semconv.DECISION_REVIEW_NEW_OUTCOME),
         attrs.get(semconv.PREFECT_FLOW_RUN_ID),
     )
-    return review_id
+    return attrs
 
 
 def _is_uuid(text: str) -> bool:
@@ -623,15 +653,16 @@ def record_review_expiry(
 
 
 def decision_card(decision: Decision | str) -> dict[str, Any] | None:
-    """The decision's attributes as they are (or would be) stored: masked values stay masked. From this
-    process's recent records, else from the :class:`Decision` through the masking path (nothing is
+    """The decision's attributes as stored (masked values stay masked), for a review form: this process's
+    recent record of it, completed from the :class:`Decision` through the masking path (nothing is
     recorded); None for an id this process has not recorded."""
     decision_id = decision.id if isinstance(decision, Decision) else str(decision)
     known = registry.lookup(decision_id)
-    if known is not None and known[3]:
-        return dict(known[3])
+    kept = dict(known[3]) if known is not None else {}
     if not isinstance(decision, Decision):
-        return None
+        return kept or None
+    if kept and semconv.DECISION_INPUTS in kept:
+        return kept
     runtime = _runtime.get_runtime()
     record = runtime.privacy.new_record()
     kind = FieldKind.JSONABLE if runtime.settings.capture_inputs else FieldKind.LEARN
@@ -639,10 +670,10 @@ def decision_card(decision: Decision | str) -> dict[str, Any] | None:
         (semconv.DECISION_INPUTS, "inputs", kind, to_jsonable(decision.inputs if decision.inputs is not None else {}))
     ]
     fields += [(key, path, k, getattr(decision, name)) for key, path, k, name in _DECISION_SPEC]
-    card: dict[str, Any] = {
+    masked: dict[str, Any] = {
         semconv.DECISION_ID: decision.id,
         semconv.DECISION_AUTOMATION: decision.automation,
         semconv.DECISION_REVIEW_REQUIRED: decision.review_required,
     }
-    card.update(record.mask_fields(fields))
-    return card
+    masked.update(record.mask_fields(fields))
+    return {**masked, **kept} if kept else masked

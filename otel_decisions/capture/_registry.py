@@ -24,9 +24,37 @@ MAX_LEDGER_ROWS = 1000
 """A flow run's decision artifact lists at most this many decisions (all are counted)."""
 
 
+_CARD_KEYS = (
+    semconv.DECISION_TYPE,
+    semconv.DECISION_OUTCOME,
+    semconv.DECISION_OPTIONS,
+    semconv.DECISION_CONFIDENCE,
+    semconv.DECISION_SCORE,
+    semconv.DECISION_THRESHOLD,
+    semconv.DECISION_REASONS,
+    semconv.DECISION_RATIONALE,
+    semconv.DECISION_MODEL_NAME,
+    semconv.DECISION_MODEL_VERSION,
+    semconv.DECISION_POLICY_VERSION,
+    semconv.DECISION_AUTOMATION,
+    semconv.DECISION_REVIEW_REQUIRED,
+)
+
+
+def card(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """What a review form and an artifact row need of a decision's stored attributes: the inputs only
+    for a decision flagged for review (they can be large; a form for another one masks them again from
+    the Decision)."""
+    kept = {key: attributes[key] for key in _CARD_KEYS if key in attributes}
+    if attributes.get(semconv.DECISION_REVIEW_REQUIRED) is True and semconv.DECISION_INPUTS in attributes:
+        kept[semconv.DECISION_INPUTS] = attributes[semconv.DECISION_INPUTS]
+    return kept
+
+
 class _Registry:
     """Recent decisions (for review links and review forms), per-run counts (flow completeness,
-    auto-capture de-dup) and, when flow artifacts are on, each flow run's decisions and reviews."""
+    auto-capture de-dup) and, for flow runs started in this process with artifacts on, their
+    decisions and reviews."""
 
     def __init__(self, max_recent: int = 10_000, max_ledger: int = MAX_LEDGER_ROWS) -> None:
         self._lock = threading.Lock()
@@ -47,18 +75,19 @@ class _Registry:
         flow_run: str | None,
         task_run: str | None,
         attributes: Mapping[str, Any] | None = None,
-        ledger: bool = False,
     ) -> None:
-        """A decision was recorded: *attributes* are its span's (masked) attributes, kept for review forms;
-        *ledger*: also list it for its flow run's artifact."""
+        """A decision was recorded: the :func:`card` of its (masked) *attributes* is kept for review forms
+        and, when its flow run was started here with artifacts on, listed in the run's ledger."""
+        kept = card(attributes) if attributes else {}
         with self._lock:
-            self._recent[decision_id] = (ctx, ts, outcome, attributes or {})
+            self._recent[decision_id] = (ctx, ts, outcome, kept)
             if len(self._recent) > self._max:
                 self._recent.popitem(last=False)
             if flow_run:
                 self.per_flow[flow_run] = self.per_flow.get(flow_run, 0) + 1
-                if ledger:
-                    self._ledger(flow_run).add_decision(decision_id, outcome, attributes or {}, self._max_ledger)
+                ledger = self._ledgers.get(flow_run)
+                if ledger is not None:
+                    ledger.add_decision(decision_id, outcome, kept, self._max_ledger)
             if task_run:
                 self.per_task[task_run] = self.per_task.get(task_run, 0) + 1
             # Runs that fail (or end in another process) are never popped: keep the maps bounded.
@@ -66,26 +95,30 @@ class _Registry:
                 if len(counts) > self._max:
                     del counts[next(iter(counts))]
 
-    def add_cached(
+    def add_earlier(
         self, decision_id: str, ctx: SpanContext | None, ts: int, attributes: Mapping[str, Any], flow_run: str
     ) -> None:
-        """A task run returned a decision recorded earlier (a cache hit: a resumed run, a cached task): listed
-        in its flow run's artifact and known to review forms, not counted as recorded again."""
-        outcome = str(attributes.get(semconv.DECISION_OUTCOME, ""))
+        """A decision recorded earlier (a task's cache hit; a resumed run's reviewed decision, recorded before
+        the run suspended): known to review forms and listed in its flow run's ledger as earlier, not counted
+        as recorded again."""
+        kept = card(attributes)
+        outcome = str(kept.get(semconv.DECISION_OUTCOME, ""))
         with self._lock:
             if ctx is not None:
-                self._recent[decision_id] = (ctx, ts, outcome, attributes)
+                self._recent[decision_id] = (ctx, ts, outcome, kept)
                 if len(self._recent) > self._max:
                     self._recent.popitem(last=False)
-            self._ledger(flow_run).add_decision(decision_id, outcome, attributes, self._max_ledger)
+            ledger = self._ledgers.get(flow_run)
+            if ledger is not None:
+                ledger.add_decision(decision_id, outcome, kept, self._max_ledger, earlier=True)
 
-    def _ledger(self, flow_run: str) -> FlowLedger:
-        found = self._ledgers.get(flow_run)
-        if found is None:
-            found = self._ledgers[flow_run] = FlowLedger()
-            if len(self._ledgers) > 1000:  # flows that ended in another process are never popped
-                self._ledgers.popitem(last=False)
-        return found
+    def start_ledger(self, flow_run: str) -> None:
+        """A flow run starts in this process with artifacts on: list what it records until :meth:`pop_ledger`."""
+        with self._lock:
+            if flow_run not in self._ledgers:
+                self._ledgers[flow_run] = FlowLedger()
+                if len(self._ledgers) > 1000:  # a run that never ended (killed) is forgotten eventually
+                    self._ledgers.popitem(last=False)
 
     def add_review(self, decision_id: str, action: str, new_outcome: str | None, flow_run: str | None) -> None:
         """A review was recorded (in *flow_run*, if in one): the latest action on each decision is kept."""
@@ -94,11 +127,12 @@ class _Registry:
             self._reviews.move_to_end(decision_id)
             if len(self._reviews) > self._max:
                 self._reviews.popitem(last=False)
-            if flow_run:
-                self._ledger(flow_run).add_review(action)
+            ledger = self._ledgers.get(flow_run) if flow_run else None
+            if ledger is not None:
+                ledger.add_review(action)
 
     def lookup(self, decision_id: str) -> tuple[SpanContext, int, str, Mapping[str, Any]] | None:
-        """(span context, time, stored outcome, masked span attributes) of a decision recorded here lately."""
+        """(span context, time, stored outcome, :func:`card`) of a decision recorded here lately."""
         with self._lock:
             return self._recent.get(decision_id)
 
@@ -125,9 +159,13 @@ class _Registry:
 class FlowLedger:
     """What one process recorded in one flow run, for the run's decision artifacts."""
 
-    decision_ids: list[str] = field(default_factory=list)
-    """In recording order; at most ``MAX_LEDGER_ROWS`` (the rest are only counted)."""
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    """One artifact row per decision, in recording order; at most ``MAX_LEDGER_ROWS`` (the rest are counted)."""
     decisions: int = 0
+    earlier: int = 0
+    """Of ``decisions``, those recorded earlier (a task's cache hit, or before a resumed run suspended)."""
+    listed: set[str] = field(default_factory=set)
+    """Ids of the listed rows."""
     outcomes: dict[str, int] = field(default_factory=dict)
     below_threshold: int = 0
     review_required: list[str] = field(default_factory=list)
@@ -137,24 +175,46 @@ class FlowLedger:
     reviews: int = 0
     review_actions: dict[str, int] = field(default_factory=dict)
 
-    def add_decision(self, decision_id: str, outcome: str, attributes: Mapping[str, Any], limit: int) -> None:
+    def add_decision(
+        self, decision_id: str, outcome: str, attributes: Mapping[str, Any], limit: int, earlier: bool = False
+    ) -> None:
+        if decision_id in self.listed:
+            return  # recorded again (a retried task with a deterministic id), or seen earlier twice
         self.decisions += 1
-        if len(self.decision_ids) < limit:
-            self.decision_ids.append(decision_id)
+        self.earlier += earlier
+        name = attributes.get(semconv.DECISION_MODEL_NAME)
+        model = f"{name} {attributes.get(semconv.DECISION_MODEL_VERSION) or ''}".strip() if name else ""
+        required = attributes.get(semconv.DECISION_REVIEW_REQUIRED) is True
+        if len(self.rows) < limit:  # (beyond the listed rows, a decision seen twice counts twice)
+            self.listed.add(decision_id)
+            confidence, threshold = (
+                attributes.get(semconv.DECISION_CONFIDENCE),
+                attributes.get(semconv.DECISION_THRESHOLD),
+            )
+            self.rows.append(
+                {
+                    "decision_id": decision_id,
+                    "type": attributes.get(semconv.DECISION_TYPE, ""),
+                    "outcome": outcome,
+                    "confidence": round(confidence, 4) if isinstance(confidence, float) else None,
+                    "threshold": round(threshold, 4) if isinstance(threshold, float) else None,
+                    "model_version": model,
+                    "review_required": required,
+                    "earlier": earlier,
+                }
+            )
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
         judged = attributes.get(semconv.DECISION_SCORE)
         if judged is None:
             judged = attributes.get(semconv.DECISION_CONFIDENCE)
-        threshold = attributes.get(semconv.DECISION_THRESHOLD)
-        if isinstance(judged, float) and isinstance(threshold, float) and judged < threshold:
+        threshold_value = attributes.get(semconv.DECISION_THRESHOLD)
+        if isinstance(judged, float) and isinstance(threshold_value, float) and judged < threshold_value:
             self.below_threshold += 1
-        if attributes.get(semconv.DECISION_REVIEW_REQUIRED) is True:
+        if required:
             self.review_required_count += 1
             if len(self.review_required) < limit:
                 self.review_required.append(decision_id)
-        name = attributes.get(semconv.DECISION_MODEL_NAME)
-        if name:
-            model = f"{name} {attributes.get(semconv.DECISION_MODEL_VERSION) or ''}".strip()
+        if model:
             self.models[model] = self.models.get(model, 0) + 1
 
     def add_review(self, action: str) -> None:

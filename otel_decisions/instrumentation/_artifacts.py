@@ -26,15 +26,25 @@ import logging
 import re
 from typing import Any
 
-from otel_decisions import _runtime, semconv
+from otel_decisions import _runtime
 from otel_decisions.capture import MAX_LEDGER_ROWS, FlowLedger, registry
 from otel_decisions.errors import FieldError
 
 logger = logging.getLogger("otel_decisions")
 _SYNC: dict[str, Any] = {"_sync": True}  # Prefect's async_dispatch: the sync variant even in an async flow
 
-TABLE_COLUMNS = ("decision_id", "type", "outcome", "confidence", "threshold", "model_version", "review")
-"""The table artifact's columns, in order."""
+TABLE_COLUMNS = (
+    "decision_id",
+    "type",
+    "outcome",
+    "confidence",
+    "threshold",
+    "model_version",
+    "review",
+    "recorded_earlier",
+)
+"""The table artifact's columns, in order (``recorded_earlier``: recorded before this run, or before it suspended,
+and returned from Prefect's cache or reviewed now)."""
 
 
 def artifact_key(flow_name: str, suffix: str = "") -> str:
@@ -57,30 +67,14 @@ def _review_status(decision_id: str, required: bool) -> str:
     }.get(action, action)
 
 
-def _float(value: Any) -> float | None:
-    return round(value, 4) if isinstance(value, float) else None
-
-
 def table_rows(ledger: FlowLedger) -> list[dict[str, Any]]:
-    """One row per listed decision, from its stored (masked) attributes."""
-    rows: list[dict[str, Any]] = []
-    for decision_id in ledger.decision_ids:
-        known = registry.lookup(decision_id)
-        card = known[3] if known is not None else {}
-        model = " ".join(
-            str(v) for v in (card.get(semconv.DECISION_MODEL_NAME), card.get(semconv.DECISION_MODEL_VERSION)) if v
-        )
-        rows.append(
-            {
-                "decision_id": decision_id,
-                "type": card.get(semconv.DECISION_TYPE, ""),
-                "outcome": known[2] if known is not None else "",
-                "confidence": _float(card.get(semconv.DECISION_CONFIDENCE)),
-                "threshold": _float(card.get(semconv.DECISION_THRESHOLD)),
-                "model_version": model,
-                "review": _review_status(decision_id, card.get(semconv.DECISION_REVIEW_REQUIRED) is True),
-            }
-        )
+    """One row per listed decision (from its stored, masked attributes) with its review status now."""
+    rows = []
+    for row in ledger.rows:
+        out = {column: row.get(column) for column in TABLE_COLUMNS[:6]}
+        out["review"] = _review_status(str(row["decision_id"]), bool(row.get("review_required")))
+        out["recorded_earlier"] = bool(row.get("earlier"))
+        rows.append(out)
     return rows
 
 
@@ -108,7 +102,12 @@ def summary_markdown(
         "",
         "| | |",
         "|---|---|",
-        f"| Decisions recorded | **{ledger.decisions}** |",
+        f"| Decisions recorded | **{ledger.decisions - ledger.earlier}** |",
+        *(
+            [f"| Decisions recorded earlier (a cache hit, or before the run suspended) | {ledger.earlier} |"]
+            if ledger.earlier
+            else []
+        ),
         f"| Below their threshold | {ledger.below_threshold} |",
         f"| Flagged for human review | {ledger.review_required_count} |",
         f"| Awaiting review | **{awaiting}** |",
@@ -123,8 +122,8 @@ def summary_markdown(
     if ledger.models:
         lines.append("Model versions: " + ", ".join(f"{_md(m)} ({n})" for m, n in sorted(ledger.models.items())))
         lines.append("")
-    if ledger.decisions > len(ledger.decision_ids):
-        lines += [f"The table lists the first {len(ledger.decision_ids)} of {ledger.decisions} decisions.", ""]
+    if ledger.decisions > len(ledger.rows):
+        lines += [f"The table lists the first {len(ledger.rows)} of {ledger.decisions} decisions.", ""]
     if elsewhere:
         lines += [f"**Not listed:** {_md(elsewhere)}", ""]
     if trace_id:
@@ -154,17 +153,26 @@ def prepared(flow_run: Any, flow: Any, trace_id: str | None) -> tuple[str, str, 
     settings = _runtime.get_runtime().settings
     flow_run_id = str(flow_run.id)
     ledger = registry.pop_ledger(flow_run_id)
-    if not settings.flow_artifacts:
+    if not settings.flow_artifacts or ledger is None:
         return None
     elsewhere = _elsewhere(getattr(flow, "task_runner", None))
-    if ledger is None:
-        if elsewhere is None:
-            return None  # no decisions, no reviews: no artifact
-        ledger = FlowLedger()
+    if not ledger.decisions and not ledger.reviews and elsewhere is None:
+        return None  # no decisions, no reviews: no artifact
     name = str(getattr(flow, "name", "") or "flow")
     rows = table_rows(ledger)
     summary = summary_markdown(ledger, flow_run_id, name, trace_id, settings.trace_url, elsewhere)
     return artifact_key(name), artifact_key(name, "summary"), rows, summary, ledger.decisions
+
+
+def started(flow_run: Any) -> None:
+    """A flow run starts in this process: list what it records, when artifacts are on. Never raises."""
+    try:
+        if flow_run is not None and _runtime.get_runtime().settings.flow_artifacts:
+            registry.start_ledger(str(flow_run.id))
+    except FieldError as exc:
+        _runtime.warn_bad_settings(exc)
+    except Exception as exc:  # noqa: BLE001
+        _runtime.warn_once("artifacts-start", f"otel-decisions: cannot list the flow run's decisions: {exc!r}")
 
 
 def _description(rows: list[dict[str, Any]], total: int) -> str:
@@ -218,4 +226,13 @@ async def apublish(flow_run: Any, flow: Any, trace_id: str | None) -> None:
         )
 
 
-__all__ = ["MAX_LEDGER_ROWS", "TABLE_COLUMNS", "apublish", "artifact_key", "publish", "summary_markdown", "table_rows"]
+__all__ = [
+    "MAX_LEDGER_ROWS",
+    "TABLE_COLUMNS",
+    "apublish",
+    "artifact_key",
+    "publish",
+    "started",
+    "summary_markdown",
+    "table_rows",
+]

@@ -163,11 +163,11 @@ class PrefectInstrumentor(BaseInstrumentor):
             explicit = registry.pop_task(str(task_run.id)) if task_run is not None else 0
             runtime = _runtime.get_runtime()
             settings = runtime.settings
-            if not settings.auto_capture or explicit:
-                return  # the task recorded its decisions itself
             if isinstance(result, ResultRecord):
                 _note_cached(task_run, result)
                 return
+            if not settings.auto_capture or explicit:
+                return  # the task recorded its decisions itself
             if result is None or isinstance(result, State) or inspect.isawaitable(result):
                 return
             if isinstance(result, Decision) and result.timestamp_ns is not None:
@@ -282,6 +282,7 @@ class PrefectInstrumentor(BaseInstrumentor):
     def _sync_call_flow_fn(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         self._check_task_runner(instance)
         flow_run = getattr(instance, "flow_run", None)
+        _artifacts.started(flow_run)
         span = self._start_own_span(instance, flow_run, "flow")
         if flow_run is None:
             return wrapped(*args, **kwargs)
@@ -332,6 +333,7 @@ class PrefectInstrumentor(BaseInstrumentor):
     async def _async_call_flow_fn(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         self._check_task_runner(instance)
         flow_run = getattr(instance, "flow_run", None)
+        _artifacts.started(flow_run)
         span = self._start_own_span(instance, flow_run, "flow")
         if flow_run is None:
             return await wrapped(*args, **kwargs)
@@ -433,14 +435,13 @@ def _note_cached(task_run: Any, record: Any) -> None:
         return
     card = decision_card(value)
     if card is not None:
-        registry.add_cached(value.id, value.span_context, value.timestamp_ns, card, str(flow_run_id))
+        registry.add_earlier(value.id, value.span_context, value.timestamp_ns, card, str(flow_run_id))
 
 
-def _suspended(exc: BaseException | None) -> bool:
-    """The run is suspending (it runs again when resumed): not its end."""
-    from prefect.exceptions import Pause
-
-    return isinstance(exc, Pause)
+def _not_an_end(exc: BaseException | None) -> bool:
+    """Not an end to list: the run suspends (it runs again when resumed), is cancelled or timed out, or
+    the process is stopping (a BaseException that is not an Exception: no API call is made then)."""
+    return exc is not None and not isinstance(exc, Exception)
 
 
 def _trace_id() -> str | None:
@@ -451,7 +452,7 @@ def _trace_id() -> str | None:
 def _flow_ended(engine: Any, exc: BaseException | None) -> None:
     """The flow function returned or raised: the run's decision artifacts (sync flows). Never raises."""
     try:
-        if not _suspended(exc):
+        if not _not_an_end(exc):
             _artifacts.publish(engine.flow_run, engine.flow, _trace_id())
     except Exception as err:  # noqa: BLE001
         _warn_once("artifacts-hook", f"otel-decisions: could not make the flow run's decision artifacts: {err!r}")
@@ -460,7 +461,7 @@ def _flow_ended(engine: Any, exc: BaseException | None) -> None:
 async def _aflow_ended(engine: Any, exc: BaseException | None) -> None:
     """The async flow function returned or raised: the run's decision artifacts. Never raises."""
     try:
-        if not _suspended(exc):
+        if not _not_an_end(exc):
             await _artifacts.apublish(engine.flow_run, engine.flow, _trace_id())
     except Exception as err:  # noqa: BLE001
         _warn_once("artifacts-hook", f"otel-decisions: could not make the flow run's decision artifacts: {err!r}")

@@ -200,8 +200,11 @@ def collect_report_data(
     if flow_run:
         trail = run_query(client, FLOW_RUN_QUERY, {"flow_run_id": flow_run})
         keep = [trail.columns.index(c) for c in _FLOW_RUN_COLUMNS]
+        at = trail.columns.index("timestamp")
         trail_columns = list(_FLOW_RUN_COLUMNS)
-        trail_rows = [tuple(row[i] for i in keep) for row in trail.rows]
+        trail_rows = [  # the period applies to the trail too (the query takes the whole run)
+            tuple(row[i] for i in keep) for row in trail.rows if bounds["start"] <= row[at] < bounds["end"]
+        ]
     return ReportData(
         title=title,
         generated_at=datetime.now(UTC).replace(microsecond=0),

@@ -60,6 +60,8 @@ class Card:
     decision_id: str
     attributes: Mapping[str, Any]
     """Span attributes (``semconv`` keys); empty when the decision's record could not be read."""
+    span: tuple[str, str] | None = None
+    """(trace id, span id) of the decision's record, when known."""
 
     def get(self, key: str) -> Any:
         value = self.attributes.get(key)
@@ -198,7 +200,9 @@ def description(cards: Sequence[Card], *, due_at: datetime | None, note: str | N
 
 def _outcome_help(card: Card) -> str:
     options = [o for o in card.options if o != card.outcome]
-    return "Required for an override" + (f": one of {', '.join(options)}" if options else "") + "."
+    return (
+        "Required for an override" + (f": one of {', '.join(md_text(o, 80) for o in options)}" if options else "") + "."
+    )
 
 
 def review_form(cards: Sequence[Card]) -> Any:

@@ -16,10 +16,13 @@ What is recorded, besides the review:
   the request event's deadline shows it expired.
 
 A resumed (suspended) run executes the flow from the start: the form's key (``otel-review-<n>``, the
-n-th request in the run) finds the stored answer and returns it, recorded once. If the decisions
-asked about differ from the ones the reviewer saw (a scoring task ran again and made new decisions),
-the answer is recorded for the decisions the reviewer saw and :class:`~otel_decisions.errors.ReviewError`
-says how to make the decisions stable (``persist_result=True`` on the task, or a deterministic id).
+n-th request in the run) finds the recorded answer and returns it, recorded once. Once recorded, the
+reviewer's answer as submitted (their user id in clear) is deleted from Prefect; the review record keeps
+it pseudonymised. If the decisions asked about differ from the ones the reviewer saw (a scoring task ran
+again and made new decisions), the answer is recorded for the decisions the reviewer saw and
+:class:`~otel_decisions.errors.ReviewError` says how to make the decisions stable (return the decision's
+id from a task with ``persist_result=True``, or give decisions a deterministic id). A flow run retried
+after an unanswered form asks again with a new form.
 
 Example::
 
@@ -27,14 +30,13 @@ Example::
 
     @flow
     def underwrite(application):
-        decided = score(application)                 # a task returning the recorded Decision
-        review = request_review(decided, timeout=3600)
+        decision_id = score(application)             # a task returning the recorded decision's id
+        review = request_review(decision_id, timeout=3600)
         return review.outcome                        # the reviewer's outcome (an override's new one)
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Generator, Sequence
@@ -42,13 +44,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from opentelemetry.trace import SpanContext, TraceFlags
+
 from otel_decisions import _runtime, semconv
 from otel_decisions.capture import (
     Decision,
     decision_card,
-    record_review,
     record_review_expiry,
     record_review_request,
+    registry,
+    review_record,
 )
 from otel_decisions.errors import DecisionValidationError, OtelDecisionsError, ReviewError, ReviewTimeout
 from otel_decisions.oversight._forms import Answer, Card, answers, description, review_form
@@ -75,10 +80,11 @@ class ReviewResult:
     action: str
     """approve / override / escalate / reject."""
     outcome: str | None
-    """The outcome after review: the decision's own (approve, escalate), the new one (override), None (reject:
-    the decision must be made again)."""
+    """The outcome that stands after the review: the decision's own (approve), the new one (override); None when
+    none stands yet (escalate: a senior reviewer decides; reject: the decision must be made again)."""
     original_outcome: str | None
     reason: str
+    """The reviewer's reason as recorded (scrubbed of identifiers)."""
     review_id: str
     waited_seconds: float | None
     """From the form opening to the reviewer's submission."""
@@ -136,7 +142,8 @@ async def arequest_review(
     suspend: bool = False,
     poll_interval: float = 5,
 ) -> ReviewResult:
-    """:func:`request_review` for async flows (the wait runs in a worker thread; the event loop stays free)."""
+    """:func:`request_review` for async flows: Prefect's async pause is awaited, so the event loop runs on while
+    the reviewer answers (recording the request and the review takes the loop for a moment)."""
     return (await arequest_reviews([decision], timeout=timeout, suspend=suspend, poll_interval=poll_interval))[0]
 
 
@@ -170,26 +177,35 @@ class _Call:
 _Steps = Generator[_Call, Any, list[ReviewResult]]
 
 
-def _set_state(flow_run_id: Any, state: Any, force: bool, _sync: bool = True) -> None:
+def _resume_after_timeout(flow_run_id: Any, _sync: bool = True) -> None:
+    """Set the run running again after Prefect's pause timed out, as Prefect's own resume does: marked
+    ``resuming`` first, so the run count (and with it the flow's retries) is not spent."""
     from prefect.client.orchestration import get_client
+    from prefect.states import Running
 
     with get_client(sync_client=True) as client:
-        client.set_flow_run_state(flow_run_id, state, force=force)
+        run = client.read_flow_run(flow_run_id)
+        client.update_flow_run(flow_run_id, empirical_policy=run.empirical_policy.model_copy(update={"resuming": True}))
+        client.set_flow_run_state(flow_run_id, Running(), force=True)
 
 
-async def _aset_state(flow_run_id: Any, state: Any, force: bool) -> None:
+async def _aresume_after_timeout(flow_run_id: Any) -> None:
     from prefect.client.orchestration import get_client
+    from prefect.states import Running
 
     async with get_client() as client:
-        await client.set_flow_run_state(flow_run_id, state, force=force)
+        run = await client.read_flow_run(flow_run_id)
+        policy = run.empirical_policy.model_copy(update={"resuming": True})
+        await client.update_flow_run(flow_run_id, empirical_policy=policy)
+        await client.set_flow_run_state(flow_run_id, Running(), force=True)
 
 
 def _function(name: str, asynchronous: bool) -> Any:
     from prefect import flow_runs
     from prefect.input import actions
 
-    if name == "set_flow_run_state":
-        return _aset_state if asynchronous else _set_state
+    if name == "resume_after_timeout":
+        return _aresume_after_timeout if asynchronous else _resume_after_timeout
     module = flow_runs if name.endswith("flow_run") else actions
     return getattr(module, ("a" + name) if asynchronous else name)
 
@@ -226,31 +242,36 @@ async def _run_async(steps: _Steps) -> list[ReviewResult]:
 
 # --- the steps ------------------------------------------------------------------------------------
 def _check_not_in_event_loop(name: str) -> None:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return
-    raise OtelDecisionsError(
-        f"{name}() waits for a human and would block this event loop: in an async flow use `await a{name}(...)`"
-    )
+    """A sync call from an async flow would block its event loop (and Prefect's sync pause cannot save its
+    form there): point at the async variant."""
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    flow = getattr(context, "flow", None)
+    if getattr(flow, "isasync", False):
+        raise OtelDecisionsError(
+            f"{name}() waits for a human and would block this async flow's event loop: use `await a{name}(...)`"
+        )
 
 
 def _check(decisions: Sequence[Decision | str], timeout: Any, poll: Any) -> list[Decision | str]:
     if isinstance(decisions, (str, Decision)) or not isinstance(decisions, Sequence):
         raise DecisionValidationError("decisions", "pass a list of decisions (or use request_review for one)")
-    items = list(decisions)
-    if not items:
-        raise DecisionValidationError("decisions", "is empty: pass the decisions to review")
-    for item in items:
-        decision_id = item.id if isinstance(item, Decision) else str(item)
+    items: list[Decision | str] = []
+    for item in decisions:
+        if isinstance(item, Decision):
+            items.append(item)
+            continue
         try:
-            uuid.UUID(decision_id)
+            items.append(str(uuid.UUID(str(item))))  # one spelling: lower case, dashes
         except ValueError:
             raise DecisionValidationError(
                 "decision",
                 f"{item!r} is not a decision or decision id (UUID); pass the Decision record_decision returned",
             ) from None
-    ids = [item.id if isinstance(item, Decision) else str(item) for item in items]
+    if not items:
+        raise DecisionValidationError("decisions", "is empty: pass the decisions to review")
+    ids = [_id(item) for item in items]
     if len(set(ids)) != len(ids):
         raise DecisionValidationError("decisions", "names a decision twice: ask for each decision's review once")
     if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout <= 0:
@@ -260,7 +281,11 @@ def _check(decisions: Sequence[Decision | str], timeout: Any, poll: Any) -> list
     return items
 
 
-def _context() -> Any:
+def _id(item: Decision | str) -> str:
+    return item.id if isinstance(item, Decision) else item
+
+
+def _context(suspend: bool) -> Any:
     from prefect.context import FlowRunContext, TaskRunContext
 
     if TaskRunContext.get() is not None:
@@ -273,6 +298,16 @@ def _context() -> Any:
         raise OtelDecisionsError(
             "request_review() pauses a Prefect flow run and is called outside one: call it in "
             "a @flow, or record a review made elsewhere with record_review()"
+        )
+    if suspend and context.flow_run.deployment_id is None:
+        raise OtelDecisionsError(
+            "request_review(suspend=True) needs a flow run of a deployment (a worker resumes it after the answer): "
+            "run the flow from a deployment, or leave suspend off to pause in this process"
+        )
+    if suspend and context.flow_run.parent_task_run_id is not None:
+        raise OtelDecisionsError(
+            "request_review(suspend=True) is called in a subflow, which Prefect cannot suspend: call it in the "
+            "parent flow, or leave suspend off to pause"
         )
     return context
 
@@ -295,50 +330,90 @@ class _Form:
     ids: list[str]
     requested_at: datetime
     due_at: datetime
+    spans: dict[str, list[str]]
+    """decision id -> [trace id, span id] of its record, for the review's link on a resumed run."""
+
+    @property
+    def reference(self) -> str:
+        return f"flow-run/{self.flow_run_id}/{self.key}"
+
+    def link(self, decision_id: str) -> SpanContext | None:
+        ids = self.spans.get(decision_id)
+        if not ids:
+            return None
+        return SpanContext(int(ids[0], 16), int(ids[1], 16), is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
 
 
 def _ask(items: list[Decision | str], *, timeout: int, suspend: bool, poll: float) -> _Steps:
-    """The review of *items* in one form, as a sequence of Prefect calls (see the drivers above)."""
-    context = _context()
+    """The review of *items* in one form, as a sequence of Prefect calls (see the drivers above).
+
+    Flow-run inputs kept per form (key ``otel-review-<n>``): ``<key>-decisions`` (what was asked, when, the
+    deadline, the records' span ids) and, once the answer is recorded, ``<key>-recorded`` (each review as
+    recorded: pseudonymised, scrubbed), after which Prefect's copy of the answer as typed is deleted."""
+    context = _context(suspend)
     flow_run_id = context.flow_run.id
     prefix = "suspended" if suspend else "paused"
-    note: str | None = None
-    while True:  # asked again (a new key) while the answer is not one that can be recorded
+    ids = [_id(item) for item in items]
+    note: str | None = None  # why the previous answer could not be recorded: asked again, same request
+    while True:
         key = _next_key(context)
-        ids = [item.id if isinstance(item, Decision) else str(item) for item in items]
         asked = yield _Call("read_flow_run_input", {"key": f"{key}-decisions", "flow_run_id": flow_run_id})
-        now = datetime.now(UTC)
+        recorded = yield _Call("read_flow_run_input", {"key": f"{key}-recorded", "flow_run_id": flow_run_id})
+        if asked is not None:
+            _list_earlier(asked, flow_run_id)
+        if asked is not None and recorded is not None:  # a resumed run: the answer is on record
+            form = _form_of(key, flow_run_id, asked)
+            results = [_result_of(entry, form) for entry in recorded["reviews"]]
+            if form.ids != ids:
+                raise ReviewError(_changed_message(form.ids, ids) + _RECORDED_FOR_SHOWN, tuple(ids))
+            return results
+        response_key = {"key_prefix": f"{prefix}-{key}-response", "limit": 1, "flow_run_id": flow_run_id}
+        answered = (yield _Call("filter_flow_run_input", response_key)) if asked is not None else []
+        if asked is not None and not answered:
+            continue  # asked before and never answered (a retried flow run): a new form
         if asked is None:
-            form = _Form(key, flow_run_id, ids, now, now + timedelta(seconds=timeout))
-            value = {"decision_ids": ids, "requested_at": now.isoformat(), "due_at": form.due_at.isoformat()}
+            cards = [_card(item) for item in items]
+            unreadable = [card.decision_id for card in cards if not card.attributes]
+            if unreadable:
+                raise ReviewError(
+                    f"decision(s) {', '.join(unreadable)} cannot be shown to a reviewer: this process neither recorded "
+                    "them nor can read them from the store. Pass the Decision that record_decision returned, or ask "
+                    "for the review where the store is readable (exporters include clickhouse)",
+                    tuple(unreadable),
+                )
+            now = datetime.now(UTC)
+            spans = {card.decision_id: list(card.span) for card in cards if card.span}
+            form = _Form(key, flow_run_id, ids, now, now + timedelta(seconds=timeout), spans)
+            value: dict[str, Any] = {
+                "decision_ids": ids,
+                "requested_at": now.isoformat(),
+                "due_at": form.due_at.isoformat(),
+                "spans": spans,
+                # as stored (masked stays masked), without the inputs: a resumed run lists them in its artifact
+                "cards": {card.decision_id: _kept(card) for card in cards},
+            }
             yield _Call(
                 "create_flow_run_input", {"key": f"{key}-decisions", "value": value, "flow_run_id": flow_run_id}
             )
-            for item in items:
-                record_review_request(
-                    item,
-                    requested_by=_REQUESTER,
-                    due_at=form.due_at,
-                    reference=_reference(form),
-                    channel=_CHANNEL,
-                    reason=f"review form {key} in the Prefect UI",
-                )
+            if note is None:  # a new request (asking again after a bad answer is the same request)
+                for item in items:
+                    record_review_request(
+                        item,
+                        requested_by=_REQUESTER,
+                        due_at=form.due_at,
+                        reference=form.reference,
+                        channel=_CHANNEL,
+                        reason=f"review form {key} in the Prefect UI",
+                    )
         else:
-            form = _Form(
-                key,
-                flow_run_id,
-                list(asked["decision_ids"]),
-                datetime.fromisoformat(asked["requested_at"]),
-                datetime.fromisoformat(asked["due_at"]),
+            form = _form_of(key, flow_run_id, asked)
+            cards = (
+                [Card(decision_id, {}) for decision_id in form.ids]
+                if form.ids != ids
+                else [_card(item) for item in items]
             )
-        same = form.ids == ids
-        cards = [_card(item) for item in items] if same else [Card(i, {}) for i in form.ids]
-        response_key = {"key_prefix": f"{prefix}-{key}-response", "limit": 1, "flow_run_id": flow_run_id}
-        answered = yield _Call("filter_flow_run_input", response_key)
-        if not same and not answered:
-            raise ReviewError(_changed_message(form.ids, ids), tuple(ids))
         response = yield from _wait(
-            cards, form, suspend=suspend, poll=poll, timeout=timeout, note=note, stored=bool(answered)
+            cards, form, prefix, suspend=suspend, poll=poll, timeout=timeout, note=note, stored=bool(answered)
         )
         submitted = yield _Call("filter_flow_run_input", response_key)
         submitted_at = _as_utc(submitted[0].created) if submitted and submitted[0].created else datetime.now(UTC)
@@ -346,37 +421,60 @@ def _ask(items: list[Decision | str], *, timeout: int, suspend: bool, poll: floa
         if problems:
             note = "The previous answer was not recorded: " + " ".join(problems)
             logger.warning("otel-decisions: review form %s of flow run %s: %s; asking again", key, flow_run_id, note)
-            if not same:
+            yield _Call("delete_flow_run_input", {"key": f"{prefix}-{key}-response", "flow_run_id": flow_run_id})
+            if form.ids != ids:
                 raise ReviewError(_changed_message(form.ids, ids), tuple(ids))
             continue
-        marker = yield _Call("read_flow_run_input", {"key": f"{key}-recorded", "flow_run_id": flow_run_id})
-        recorded = marker is not None
-        results = [
-            _record(form, card, answer, reviewer, submitted_at, recorded, item if same else card.decision_id)
-            for item, card, answer in zip(items if same else form.ids, cards, given, strict=True)
+        entries = [
+            _record(form, card, answer, reviewer, submitted_at, item if form.ids == ids else card.decision_id)
+            for item, card, answer in zip(items if form.ids == ids else form.ids, cards, given, strict=True)
         ]
-        if not recorded:
-            value = {"review_ids": [r.review_id for r in results]}
-            yield _Call("create_flow_run_input", {"key": f"{key}-recorded", "value": value, "flow_run_id": flow_run_id})
-        if not same:
-            raise ReviewError(
-                _changed_message(form.ids, ids) + " The answer the reviewer gave was recorded for the decisions shown.",
-                tuple(ids),
-            )
+        yield _Call(
+            "create_flow_run_input",
+            {"key": f"{key}-recorded", "value": {"reviews": entries}, "flow_run_id": flow_run_id},
+        )
+        # the answer as typed (the reviewer's id in clear) is Prefect's to keep no longer: the record has it
+        yield _Call("delete_flow_run_input", {"key": f"{prefix}-{key}-response", "flow_run_id": flow_run_id})
+        results = [_result_of(entry, form) for entry in entries]
+        if form.ids != ids:
+            raise ReviewError(_changed_message(form.ids, ids) + _RECORDED_FOR_SHOWN, tuple(ids))
         return results
+
+
+def _kept(card: Card) -> dict[str, Any]:
+    return {k: v for k, v in card.attributes.items() if k != semconv.DECISION_INPUTS}
+
+
+def _list_earlier(asked: dict[str, Any], flow_run_id: Any) -> None:
+    """A resumed run: the decisions of a form asked before it suspended are listed in its artifact."""
+    form = _form_of("", flow_run_id, asked)
+    for decision_id, kept in (asked.get("cards") or {}).items():
+        ts = int(form.requested_at.timestamp() * 1e9)
+        registry.add_earlier(decision_id, form.link(decision_id), ts, kept, str(flow_run_id))
+
+
+_RECORDED_FOR_SHOWN = " The answer the reviewer gave was recorded for the decisions shown."
+
+
+def _form_of(key: str, flow_run_id: Any, asked: dict[str, Any]) -> _Form:
+    return _Form(
+        key,
+        flow_run_id,
+        list(asked["decision_ids"]),
+        datetime.fromisoformat(asked["requested_at"]),
+        datetime.fromisoformat(asked["due_at"]),
+        dict(asked.get("spans") or {}),
+    )
 
 
 def _changed_message(shown: list[str], now: list[str]) -> str:
     return (
         f"the decisions asked about ({', '.join(now)}) are not the ones the reviewer was shown "
         f"({', '.join(shown)}): the resumed flow run made its decisions again. Make them stable across a resume: "
-        "persist the scoring task's result (@task(persist_result=True), the default cache policy), or give each "
-        "decision a deterministic id (record_decision(id=uuid5(...)))"
+        "return the recorded decision's id from the scoring task with @task(persist_result=True) (only the id is "
+        "then kept in Prefect's result storage), or give each decision a deterministic id "
+        "(record_decision(id=uuid5(...)))"
     )
-
-
-def _reference(form: _Form) -> str:
-    return f"flow-run/{form.flow_run_id}/{form.key}"
 
 
 def _as_utc(moment: datetime) -> datetime:
@@ -384,13 +482,21 @@ def _as_utc(moment: datetime) -> datetime:
 
 
 def _card(item: Decision | str) -> Card:
-    """The decision as stored: this process's record of it, the Decision through the masking path, or the
-    store's row when this process writes to the store directly."""
-    decision_id = item.id if isinstance(item, Decision) else str(item)
+    """The decision as stored: this process's record of it (completed from the Decision through the masking
+    path), or the store's row when this process writes to the store directly."""
+    decision_id = _id(item)
+    span: tuple[str, str] | None = None
+    if isinstance(item, Decision) and item.trace_id and item.span_id:
+        span = (item.trace_id, item.span_id)
+    known = registry.lookup(decision_id)
+    if span is None and known is not None:
+        span = (format(known[0].trace_id, "032x"), format(known[0].span_id, "016x"))
     card = decision_card(item)
     if card is None:
-        card = _stored_card(decision_id)
-    return Card(decision_id, card or {})
+        stored = _stored_card(decision_id)
+        if stored is not None:
+            card, span = stored
+    return Card(decision_id, card or {}, span)
 
 
 _STORED_COLUMNS = {
@@ -410,8 +516,8 @@ _STORED_COLUMNS = {
 }
 
 
-def _stored_card(decision_id: str) -> dict[str, Any] | None:
-    """The decision's typed row, when this process writes to the store itself (else None: no store to read)."""
+def _stored_card(decision_id: str) -> tuple[dict[str, Any], tuple[str, str]] | None:
+    """The decision's typed row and span ids, when this process writes to the store itself (else None)."""
     runtime = _runtime.get_runtime()
     if "clickhouse" not in runtime.settings.exporters:
         return None
@@ -421,28 +527,38 @@ def _stored_card(decision_id: str) -> dict[str, Any] | None:
         client = get_client(runtime.settings.resolved_dsn, role="reader")
         try:
             rows = client.query(
-                f"SELECT {', '.join(_STORED_COLUMNS.values())} FROM decisions FINAL WHERE decision_id = {{id:String}}",
+                f"SELECT {', '.join(_STORED_COLUMNS.values())}, trace_id, span_id FROM decisions FINAL "
+                "WHERE decision_id = {id:String}",
                 parameters={"id": decision_id},
             ).result_rows
         finally:
             client.close()
-    except Exception as exc:  # noqa: BLE001 - the form still opens, saying where to look
+    except Exception as exc:  # noqa: BLE001 - said; the caller refuses to show an empty form
         logger.warning("otel-decisions: could not read decision %s for its review form: %s", decision_id, exc)
         return None
     if not rows:
         return None
-    return dict(zip(_STORED_COLUMNS, rows[0], strict=True))
+    *values, trace_id, span_id = rows[0]
+    return dict(zip(_STORED_COLUMNS, values, strict=True)), (str(trace_id), str(span_id))
 
 
 def _wait(
-    cards: list[Card], form: _Form, *, suspend: bool, poll: float, timeout: int, note: str | None, stored: bool
+    cards: list[Card],
+    form: _Form,
+    prefix: str,
+    *,
+    suspend: bool,
+    poll: float,
+    timeout: int,
+    note: str | None,
+    stored: bool,
 ) -> Generator[_Call, Any, Any]:
     """Pause or suspend with the form until the reviewer answers (a stored answer returns at once)."""
     from prefect.exceptions import FlowPauseTimeout
-    from prefect.states import Running
 
     text = "" if stored else description(cards, due_at=form.due_at, note=note)
-    run_input = review_form(cards).with_initial_data(description=text) if text else review_form(cards)
+    form_class = review_form(cards)
+    run_input = form_class.with_initial_data(description=text) if text else form_class
     remaining = max(1, int((form.due_at - datetime.now(UTC)).total_seconds()))
     if suspend:
         return (yield _Call("suspend_flow_run", {"wait_for_input": run_input, "timeout": remaining, "key": form.key}))
@@ -454,52 +570,83 @@ def _wait(
             )
         )
     except FlowPauseTimeout:
+        pass
+    # an answer that came in just as Prefect gave up still counts
+    late = yield _Call("read_flow_run_input", {"key": f"{prefix}-{form.key}-response", "flow_run_id": form.flow_run_id})
+    if late is None:
         for card in cards:
             record_review_expiry(
                 card.decision_id,
                 requested_by=_REQUESTER,
                 due_at=form.due_at,
-                reference=_reference(form),
+                reference=form.reference,
                 channel=_CHANNEL,
             )
-        # Prefect leaves the run PAUSED after its pause times out: set it running, so a caller that catches
-        # ReviewTimeout can go on.
-        yield _Call("set_flow_run_state", {"flow_run_id": form.flow_run_id, "state": Running(), "force": True})
-        raise ReviewTimeout(
-            f"no reviewer answered review form {form.key} of flow run {form.flow_run_id} within {timeout} s; "
-            "the expiry is recorded (review_expired) and the decisions stand unreviewed. Catch ReviewTimeout to "
-            "escalate, or ask again with a longer timeout",
-            tuple(card.decision_id for card in cards),
-        ) from None
+    try:
+        # Prefect leaves the run PAUSED after its pause times out (its server may fail it): set it running,
+        # so the answer is recorded, or a caller that catches ReviewTimeout can go on.
+        yield _Call("resume_after_timeout", {"flow_run_id": form.flow_run_id})
+    except Exception as exc:  # noqa: BLE001 - the timeout is what the caller must hear about
+        logger.warning(
+            "otel-decisions: could not set flow run %s running after its review form timed out: %s",
+            form.flow_run_id,
+            exc,
+        )
+    if late is not None:
+        return form_class.model_validate(late)
+    raise ReviewTimeout(
+        f"no reviewer answered review form {form.key} of flow run {form.flow_run_id} within {timeout} s; "
+        "the expiry is recorded (review_expired) and the decisions stand unreviewed. Catch ReviewTimeout to "
+        "escalate, or ask again with a longer timeout",
+        tuple(card.decision_id for card in cards),
+    )
 
 
 def _record(
-    form: _Form,
-    card: Card,
-    answer: Answer,
-    reviewer: str,
-    submitted_at: datetime,
-    recorded: bool,
-    about: Decision | str,
-) -> ReviewResult:
+    form: _Form, card: Card, answer: Answer, reviewer: str, submitted_at: datetime, about: Decision | str
+) -> dict[str, Any]:
+    """Record one answer; returns what is kept of it in Prefect (the review as recorded)."""
     review_id = _review_id(str(form.flow_run_id), form.key, card.decision_id)
-    if not recorded:
-        record_review(
-            about,
-            reviewer=reviewer,
-            action=answer.action,
-            reason=answer.reason,
-            new_outcome=answer.new_outcome,
-            original_outcome=card.outcome,
-            review_id=review_id,
-            reviewed_at=submitted_at,
-        )
+    attrs = review_record(
+        about,
+        reviewer=reviewer,
+        action=answer.action,
+        reason=answer.reason,
+        new_outcome=answer.new_outcome,
+        original_outcome=card.outcome,
+        review_id=review_id,
+        reviewed_at=submitted_at,
+        link=form.link(card.decision_id),
+    )
+    return {
+        "decision_id": card.decision_id,
+        "review_id": review_id,
+        "action": answer.action,
+        "new_outcome": answer.new_outcome,
+        "original_outcome": card.outcome,
+        "reason": attrs.get(semconv.DECISION_REVIEW_REASON) or "",
+        "reviewer_id": attrs.get(semconv.DECISION_REVIEW_REVIEWER_ID) or "",
+        "submitted_at": submitted_at.isoformat(),
+    }
+
+
+def _result_of(entry: dict[str, Any], form: _Form) -> ReviewResult:
+    action = str(entry["action"])
     outcome: str | None
-    if answer.action == semconv.ReviewAction.OVERRIDE.value:
-        outcome = answer.new_outcome
-    elif answer.action == semconv.ReviewAction.REJECT.value:
-        outcome = None
+    if action == semconv.ReviewAction.OVERRIDE.value:
+        outcome = entry.get("new_outcome")
+    elif action == semconv.ReviewAction.APPROVE.value:
+        outcome = entry.get("original_outcome")
     else:
-        outcome = card.outcome
-    waited = max(0.0, (submitted_at - form.requested_at).total_seconds())
-    return ReviewResult(card.decision_id, answer.action, outcome, card.outcome, answer.reason, review_id, waited)
+        outcome = None  # escalated or rejected: no outcome stands yet
+    submitted = datetime.fromisoformat(entry["submitted_at"])
+    waited = max(0.0, (submitted - form.requested_at).total_seconds())
+    return ReviewResult(
+        str(entry["decision_id"]),
+        action,
+        outcome,
+        entry.get("original_outcome"),
+        str(entry.get("reason") or ""),
+        str(entry["review_id"]),
+        waited,
+    )

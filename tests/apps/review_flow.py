@@ -27,9 +27,9 @@ APPLICANT = {
 REASONS = ["Debt-to-income ratio above 0.40", "Short time at current address", "Limited credit history"]
 
 
-@task(persist_result=True)  # a resumed (suspended) run finds the decision in Prefect's cache: it is not made again
-def score(applicant: dict) -> otel_decisions.Decision:
-    return otel_decisions.record_decision(
+@task(persist_result=True)  # a resumed (suspended) run finds the decision's id in Prefect's cache: not made again
+def score(applicant: dict) -> str:
+    decision = otel_decisions.record_decision(
         type="credit.approval",
         outcome="deny",
         options=("approve", "deny", "refer"),
@@ -45,13 +45,14 @@ def score(applicant: dict) -> otel_decisions.Decision:
         review_required=True,
         regulations=("FINRA-4511", "REG-B"),
     )
+    return decision.id  # only the id goes to Prefect's result storage, never the applicant's data
 
 
 @flow(name="review-underwriting")
 def underwrite(suspend: bool = False, timeout: int = 600) -> dict:
-    decision = score(APPLICANT)
-    review = otel_decisions.request_review(decision, timeout=timeout, suspend=suspend, poll_interval=1)
-    result = {"decision_id": decision.id, "action": review.action, "outcome": review.outcome,
+    decision_id = score(APPLICANT)
+    review = otel_decisions.request_review(decision_id, timeout=timeout, suspend=suspend, poll_interval=1)
+    result = {"decision_id": decision_id, "action": review.action, "outcome": review.outcome,
               "review_id": review.review_id, "waited_seconds": review.waited_seconds}
     print("RESULT " + json.dumps(result), flush=True)
     return result
@@ -59,12 +60,12 @@ def underwrite(suspend: bool = False, timeout: int = 600) -> dict:
 
 @flow(name="review-timeout")
 def timing_out() -> dict:
-    decision = score(APPLICANT)
+    decision_id = score(APPLICANT)
     try:
-        otel_decisions.request_review(decision, timeout=2, poll_interval=1)
+        otel_decisions.request_review(decision_id, timeout=2, poll_interval=1)
     except otel_decisions.ReviewTimeout as exc:
-        return {"decision_id": decision.id, "timed_out": list(exc.decision_ids)}
-    return {"decision_id": decision.id, "timed_out": []}
+        return {"decision_id": decision_id, "timed_out": list(exc.decision_ids)}
+    return {"decision_id": decision_id, "timed_out": []}
 
 
 if __name__ == "__main__":
