@@ -405,13 +405,10 @@ def _ask(items: list[Decision | str], *, timeout: int, suspend: bool, poll: floa
                         channel=_CHANNEL,
                         reason=f"review form {key} in the Prefect UI",
                     )
-        else:
+        else:  # answered before this pass: the answer is about the decisions as the reviewer saw them
             form = _form_of(key, flow_run_id, asked)
-            cards = (
-                [Card(decision_id, {}) for decision_id in form.ids]
-                if form.ids != ids
-                else [_card(item) for item in items]
-            )
+            shown = asked.get("cards") or {}
+            cards = [Card(decision_id, shown.get(decision_id) or {}) for decision_id in form.ids]
         response = yield from _wait(
             cards, form, prefix, suspend=suspend, poll=poll, timeout=timeout, note=note, stored=bool(answered)
         )
