@@ -21,6 +21,7 @@ from otel_decisions.capture import (
     decision,
     record_correction,
     record_decision,
+    record_decisions,
     record_notice,
     record_review,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "force_flush",
     "record_correction",
     "record_decision",
+    "record_decisions",
     "record_notice",
     "record_review",
     "request_review",

@@ -10,6 +10,7 @@ Example::
     record_review(d, reviewer="analyst-4", action="approve")
 """
 
+from otel_decisions.capture._batch import BatchDecisions, batch_rows, record_decisions
 from otel_decisions.capture._decorator import decision
 from otel_decisions.capture._model import Decision, new_id
 from otel_decisions.capture._record import (
@@ -30,9 +31,11 @@ from otel_decisions.capture._shape import as_mapping, decision_from_value
 
 __all__ = [
     "MAX_LEDGER_ROWS",
+    "BatchDecisions",
     "Decision",
     "FlowLedger",
     "as_mapping",
+    "batch_rows",
     "chain",
     "decision",
     "decision_card",
@@ -43,6 +46,7 @@ __all__ = [
     "record_checkpoint",
     "record_correction",
     "record_decision",
+    "record_decisions",
     "record_notice",
     "record_review",
     "record_review_expiry",
