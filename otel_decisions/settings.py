@@ -178,6 +178,21 @@ class DecisionSettings(BaseSettings):
         default="task",
         description="decision.type of auto-captured decisions with no type field ('task' uses the task name).",
     )
+    auto_capture_batches: bool = Field(
+        default=True,
+        description="A task returning a DataFrame, a pyarrow Table or a list of decision-shaped rows records one decision per row.",
+    )
+    batch_subject_id_column: str | None = Field(
+        default=None,
+        description="Column holding each row's subject id in a batch a task returns (unset: a subject_id or subject column).",
+    )
+    batch_inputs_include: Annotated[list[str] | None, NoDecode] = Field(
+        default=None,
+        description="Columns of a returned batch recorded as each row's inputs (unset: every column not used for a decision field).",
+    )
+    batch_inputs_exclude: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Columns of a returned batch never recorded as inputs."
+    )
 
     # --- oversight (the Prefect UI) ------------------------------------------------
     flow_artifacts: bool = Field(
@@ -299,6 +314,8 @@ class DecisionSettings(BaseSettings):
         "privacy_allow_patterns",
         "durable_span_names",
         "excluded_scopes",
+        "batch_inputs_include",
+        "batch_inputs_exclude",
         mode="before",
     )
     @classmethod

@@ -10,7 +10,13 @@ Example::
     record_review(d, reviewer="analyst-4", action="approve")
 """
 
-from otel_decisions.capture._batch import BatchDecisions, batch_rows, record_decisions
+from otel_decisions.capture._batch import (
+    BatchDecisions,
+    batch_rows,
+    capture_batch,
+    note_auto_captured,
+    record_decisions,
+)
 from otel_decisions.capture._decorator import decision
 from otel_decisions.capture._model import Decision, new_id
 from otel_decisions.capture._record import (
@@ -36,12 +42,14 @@ __all__ = [
     "FlowLedger",
     "as_mapping",
     "batch_rows",
+    "capture_batch",
     "chain",
     "decision",
     "decision_card",
     "decision_from_value",
     "emit",
     "new_id",
+    "note_auto_captured",
     "prefect_identity",
     "record_checkpoint",
     "record_correction",

@@ -23,17 +23,26 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from otel_decisions import _runtime, semconv
 from otel_decisions.capture._model import _DECISION_FIELDS, Decision
 from otel_decisions.capture._record import emit
-from otel_decisions.capture._shape import as_mapping
+from otel_decisions.capture._shape import _ALIASES, as_mapping
 from otel_decisions.errors import DecisionValidationError
 from otel_decisions.settings import DEFAULT_CONFIDENCE_FIELDS, DEFAULT_OUTCOME_FIELDS
 
-__all__ = ["CHUNK_ROWS", "BatchDecisions", "batch_rows", "record_decisions"]
+__all__ = [
+    "CHUNK_ROWS",
+    "BatchDecisions",
+    "batch_rows",
+    "capture_batch",
+    "note_auto_captured",
+    "record_decisions",
+]
 
 logger = logging.getLogger("otel_decisions")
 
@@ -130,52 +139,156 @@ def record_decisions(
         [confidence_column] if confidence_column else list(settings.confidence_fields or DEFAULT_CONFIDENCE_FIELDS)
     )
     include = None if inputs_include is None else set(inputs_include)
-    exclude = set(inputs_exclude)
+    plan = _Plan(
+        type, outcome_keys, confidence_keys, subject_id_column, per_row, include, set(inputs_exclude), fields, False
+    )
+    return _record_rows(source, plan, semconv.DecisionSource.EXPLICIT, "record_decisions got")
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How a batch's rows become decisions: which column is which field, what is an input."""
+
+    decision_type: str
+    outcome_keys: Sequence[str]
+    confidence_keys: Sequence[str]
+    subject_column: str | None
+    per_row: Mapping[str, str]
+    include: set[str] | None
+    exclude: set[str]
+    constants: Mapping[str, Any]
+    optional: bool
+    """Per-row fields found by their alias are left out where the row has none."""
+
+
+def _record_rows(
+    source: Iterator[Mapping[str, Any]], plan: _Plan, source_kind: semconv.DecisionSource, what: str
+) -> BatchDecisions:
     result = BatchDecisions()
     for number, row in enumerate(source):
         try:
-            decision = _decision(
-                row, type, outcome_keys, confidence_keys, subject_id_column, per_row, include, exclude, fields
-            )
+            decision = _decision(row, plan)
         except DecisionValidationError as exc:
             result.append(None)
             result.invalid.append((number, exc.field, exc.problem))
             continue
-        result.append(emit(decision, semconv.DecisionSource.EXPLICIT, True).id)
+        result.append(emit(decision, source_kind, True).id)
     if result.invalid:
         shown = "; ".join(f"row {n}: {field}: {problem}" for n, field, problem in result.invalid[:_REPORTED_ROWS])
         more = f" (and {len(result.invalid) - _REPORTED_ROWS} more)" if len(result.invalid) > _REPORTED_ROWS else ""
         logger.warning(
-            "otel-decisions: %d of %d rows were not recorded as decisions (%s%s); the others were",
-            len(result.invalid),
+            "otel-decisions: %s %d rows; %d were not recorded as decisions (%s%s), the others were",
+            what,
             len(result),
+            len(result.invalid),
             shown,
             more,
         )
     return result
 
 
+def _outside_unit(value: Any) -> bool:
+    try:
+        return not 0.0 <= float(value) <= 1.0
+    except (TypeError, ValueError):
+        return False
+
+
+def _columns(value: Any, rows: list[Mapping[str, Any]] | None) -> list[str]:
+    """The column names of a batch value (without reading its rows)."""
+    for attribute in ("column_names", "columns"):
+        names = getattr(value, attribute, None)
+        if names is not None and not callable(names):
+            return [str(n) for n in names]
+    return list(rows[0]) if rows else []
+
+
+_recent_auto: deque[Any] = deque(maxlen=4096)
+"""Values zero-code capture recorded lately (strong references): a task returning the results of the tasks it
+called returns decisions already recorded, which must not be recorded again as a batch."""
+
+
+def note_auto_captured(value: Any) -> None:
+    _recent_auto.append(value)
+
+
+def capture_batch(value: Any, *, task_name: str, settings: Any) -> BatchDecisions | None:
+    """Zero-code capture of a task's batch return: one decision per row when the rows carry an outcome and a
+    confidence column of the field mapping, else None (nothing recorded). The inputs are the row's other
+    columns (``batch_inputs_include`` / ``batch_inputs_exclude``), the subject id the ``batch_subject_id_column``
+    (or a ``subject_id`` / ``subject`` column), other decision fields their usual columns (``reasons``,
+    ``model_version``, ...)."""
+    if not settings.auto_capture_batches:
+        return None
+    listed = list(value) if isinstance(value, (list, tuple)) else None
+    if listed is not None:
+        if any(isinstance(item, Decision) and item.timestamp_ns is not None for item in listed):
+            return None  # recorded already (record_decision's return values)
+        seen = {id(recent) for recent in _recent_auto}  # held: no id is reused while listed
+        if any(id(item) in seen for item in listed):
+            return None  # the decisions of tasks this task called, recorded when they returned
+    source = batch_rows(value)
+    if source is None:
+        return None
+    mappings = None
+    if listed is not None:
+        mappings = [m for m in (as_mapping(item) for item in listed) if m is not None]
+    names = _columns(value, mappings)
+    outcome_keys = list(settings.outcome_fields or DEFAULT_OUTCOME_FIELDS)
+    confidence_keys = list(settings.confidence_fields or DEFAULT_CONFIDENCE_FIELDS)
+    outcome_key = next((k for k in outcome_keys if k in names), None)
+    confidence_key = next((k for k in confidence_keys if k in names), None)
+    if outcome_key is None or confidence_key is None:
+        return None
+    if mappings is not None and not all(outcome_key in m and confidence_key in m for m in mappings):
+        return None  # a list mixing decisions and other rows: not a batch of decisions
+    subject = settings.batch_subject_id_column
+    if subject is not None and subject not in names:
+        logger.warning(
+            "otel-decisions: task %r returned a batch without the subject id column %r "
+            "(batch_subject_id_column): its decisions are recorded without a subject",
+            task_name,
+            subject,
+        )
+        subject = None
+    per_row: dict[str, str] = {}
+    taken = {outcome_key, confidence_key, subject}
+    for field, aliases in _ALIASES.items():
+        if field == "subject_id" and subject is not None:
+            continue
+        column = next((a for a in aliases if a in names and a not in taken), None)
+        if column is not None:
+            per_row[field] = column
+            taken.add(column)
+    default_type = task_name if settings.default_decision_type == "task" else settings.default_decision_type
+    include = None if settings.batch_inputs_include is None else set(settings.batch_inputs_include)
+    plan = _Plan(
+        default_type,
+        [outcome_key],
+        [confidence_key],
+        subject,
+        per_row,
+        include,
+        set(settings.batch_inputs_exclude),
+        {},
+        True,
+    )
+    return _record_rows(source, plan, semconv.DecisionSource.AUTO, f"task {task_name!r} returned")
+
+
 def type_name(value: Any) -> str:
     return f"{type(value).__module__}.{type(value).__qualname__}"
 
 
-def _decision(
-    row: Mapping[str, Any],
-    decision_type: str,
-    outcome_keys: Sequence[str],
-    confidence_keys: Sequence[str],
-    subject_column: str | None,
-    per_row: Mapping[str, str],
-    include: set[str] | None,
-    exclude: set[str],
-    constants: Mapping[str, Any],
-) -> Decision:
+def _decision(row: Mapping[str, Any], plan: _Plan) -> Decision:
+    outcome_keys, confidence_keys, per_row = plan.outcome_keys, plan.confidence_keys, plan.per_row
+    subject_column, optional = plan.subject_column, plan.optional
     outcome_key = next((k for k in outcome_keys if k in row), None)
     if outcome_key is None:
         raise DecisionValidationError("outcome", f"no outcome column: none of {', '.join(outcome_keys)} in the row")
     confidence_key = next((k for k in confidence_keys if k in row), None)
     used = {outcome_key, *per_row.values()}
-    values: dict[str, Any] = {"type": decision_type, **constants, "outcome": row[outcome_key]}
+    values: dict[str, Any] = {"type": plan.decision_type, **plan.constants, "outcome": row[outcome_key]}
     if confidence_key is not None:
         used.add(confidence_key)
         values["confidence"] = row[confidence_key]
@@ -187,10 +300,13 @@ def _decision(
     for field, column in per_row.items():
         if column not in row:
             raise DecisionValidationError(field, f"column {column!r} is not in the row")
-        values[field] = row[column]
+        if row[column] is not None or not optional:
+            values[field] = row[column]
+    if confidence_key == "score" and "confidence" in values and _outside_unit(values["confidence"]):
+        values["score"] = values.pop("confidence")  # a raw score, not a probability (as zero-code capture reads it)
     values["inputs"] = {
         key: value
         for key, value in row.items()
-        if key not in used and key not in exclude and (include is None or key in include)
+        if key not in used and key not in plan.exclude and (plan.include is None or key in plan.include)
     }
     return Decision(**values)

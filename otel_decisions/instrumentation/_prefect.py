@@ -51,9 +51,11 @@ from otel_decisions._version import __version__
 from otel_decisions.capture import (
     Decision,
     as_mapping,
+    capture_batch,
     decision_card,
     decision_from_value,
     emit,
+    note_auto_captured,
     prefect_identity,
     record_checkpoint,
     registry,
@@ -193,6 +195,9 @@ class PrefectInstrumentor(BaseInstrumentor):
                 built = _rebuild_without(result, field, kwargs)
             if built is not None:
                 emit(built, semconv.DecisionSource.AUTO, True)
+                note_auto_captured(result)
+            else:
+                capture_batch(result, task_name=task.name, settings=settings)  # a DataFrame or a list of rows
         except OtelDecisionsError as exc:
             if isinstance(exc, FieldError):  # bad settings: the same for every task, said once
                 _runtime.warn_bad_settings(exc)
