@@ -220,8 +220,13 @@ def capture_batch(value: Any, *, task_name: str, settings: Any) -> BatchDecision
     ``model_version``, ...)."""
     if not settings.auto_capture_batches:
         return None
-    listed = list(value) if isinstance(value, (list, tuple)) else None
+    listed = value if isinstance(value, (list, tuple)) else None
     if listed is not None:
+        # most tasks return lists that are not decisions: tell from the first row, before any pass over all
+        first = as_mapping(listed[0]) if listed else None
+        outcome_first = list(settings.outcome_fields or DEFAULT_OUTCOME_FIELDS)
+        if first is None or not any(k in first for k in outcome_first):
+            return None
         if any(isinstance(item, Decision) and item.timestamp_ns is not None for item in listed):
             return None  # recorded already (record_decision's return values)
         seen = {id(recent) for recent in _recent_auto}  # held: no id is reused while listed
