@@ -220,12 +220,12 @@ def capture_batch(value: Any, *, task_name: str, settings: Any) -> BatchDecision
     ``model_version``, ...)."""
     if not settings.auto_capture_batches:
         return None
+    outcome_keys = list(settings.outcome_fields or DEFAULT_OUTCOME_FIELDS)
     listed = value if isinstance(value, (list, tuple)) else None
     if listed is not None:
         # most tasks return lists that are not decisions: tell from the first row, before any pass over all
         first = as_mapping(listed[0]) if listed else None
-        outcome_first = list(settings.outcome_fields or DEFAULT_OUTCOME_FIELDS)
-        if first is None or not any(k in first for k in outcome_first):
+        if first is None or not any(k in first for k in outcome_keys):
             return None
         if any(isinstance(item, Decision) and item.timestamp_ns is not None for item in listed):
             return None  # recorded already (record_decision's return values)
@@ -239,7 +239,6 @@ def capture_batch(value: Any, *, task_name: str, settings: Any) -> BatchDecision
     if listed is not None:
         mappings = [m for m in (as_mapping(item) for item in listed) if m is not None]
     names = _columns(value, mappings)
-    outcome_keys = list(settings.outcome_fields or DEFAULT_OUTCOME_FIELDS)
     confidence_keys = list(settings.confidence_fields or DEFAULT_CONFIDENCE_FIELDS)
     outcome_key = next((k for k in outcome_keys if k in names), None)
     confidence_key = next((k for k in confidence_keys if k in names), None)

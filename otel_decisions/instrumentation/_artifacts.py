@@ -78,9 +78,17 @@ def table_rows(ledger: FlowLedger) -> list[dict[str, Any]]:
     return rows
 
 
-def _md(value: Any) -> str:
-    text = " ".join(str(value).split()).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|>~])", r"\\\1", text)
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~])")
+
+
+def md_text(value: Any, limit: int | None = None) -> str:
+    """*value* as inline markdown text for Prefect's renderer: HTML and markdown characters escaped, on one
+    line, at most *limit* characters (None: whole). Used by the artifacts and the review forms."""
+    text = " ".join(str(value).split())
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1] + "…"
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_SPECIAL.sub(r"\\\1", text)
 
 
 def summary_markdown(
@@ -98,7 +106,7 @@ def summary_markdown(
     awaiting += max(0, ledger.review_required_count - len(ledger.review_required))  # beyond the list: not seen reviewed
     overrides = ledger.review_actions.get("override", 0)
     lines = [
-        f"## Decisions of flow run `{flow_run_id}` ({_md(flow_name)})",
+        f"## Decisions of flow run `{flow_run_id}` ({md_text(flow_name)})",
         "",
         "| | |",
         "|---|---|",
@@ -117,15 +125,15 @@ def summary_markdown(
     ]
     if ledger.outcomes:
         lines += ["| Outcome | Decisions |", "|---|---|"]
-        lines += [f"| {_md(o)} | {n} |" for o, n in sorted(ledger.outcomes.items(), key=lambda kv: (-kv[1], kv[0]))]
+        lines += [f"| {md_text(o)} | {n} |" for o, n in sorted(ledger.outcomes.items(), key=lambda kv: (-kv[1], kv[0]))]
         lines.append("")
     if ledger.models:
-        lines.append("Model versions: " + ", ".join(f"{_md(m)} ({n})" for m, n in sorted(ledger.models.items())))
+        lines.append("Model versions: " + ", ".join(f"{md_text(m)} ({n})" for m, n in sorted(ledger.models.items())))
         lines.append("")
     if ledger.decisions > len(ledger.rows):
         lines += [f"The table lists the first {len(ledger.rows)} of {ledger.decisions} decisions.", ""]
     if elsewhere:
-        lines += [f"**Not listed:** {_md(elsewhere)}", ""]
+        lines += [f"**Not listed:** {md_text(elsewhere)}", ""]
     if trace_id:
         if trace_url:
             lines.append(f"Full trace: [{trace_id}]({trace_url.replace('{trace_id}', trace_id)})")
@@ -180,6 +188,17 @@ def _description(rows: list[dict[str, Any]], total: int) -> str:
     return f"AI decisions recorded in this flow run ({shown}; values as stored, masked values masked)."
 
 
+def _not_created(exc: Exception) -> None:
+    """Say why the artifacts were not created: bad settings once, with the fix; any other error once per kind."""
+    if isinstance(exc, FieldError):
+        _runtime.warn_bad_settings(exc)
+    else:
+        _runtime.warn_once(
+            f"artifacts:{type(exc).__name__}",
+            f"otel-decisions: the flow run's decision artifacts were not created: {exc!r}",
+        )
+
+
 def publish(flow_run: Any, flow: Any, trace_id: str | None) -> None:
     """Create the run's decision artifacts (sync flows). Never raises."""
     try:
@@ -194,13 +213,8 @@ def publish(flow_run: Any, flow: Any, trace_id: str | None) -> None:
         create_markdown_artifact(
             markdown=summary, key=summary_key, description="Summary of the run's AI decisions", **_SYNC
         )
-    except FieldError as exc:  # bad settings: said once, with the fix, wherever they are read
-        _runtime.warn_bad_settings(exc)
     except Exception as exc:  # noqa: BLE001 - the flow run's result stands
-        _runtime.warn_once(
-            f"artifacts:{type(exc).__name__}",
-            f"otel-decisions: the flow run's decision artifacts were not created: {exc!r}",
-        )
+        _not_created(exc)
 
 
 async def apublish(flow_run: Any, flow: Any, trace_id: str | None) -> None:
@@ -217,13 +231,8 @@ async def apublish(flow_run: Any, flow: Any, trace_id: str | None) -> None:
         await acreate_markdown_artifact(
             markdown=summary, key=summary_key, description="Summary of the run's AI decisions"
         )
-    except FieldError as exc:
-        _runtime.warn_bad_settings(exc)
-    except Exception as exc:  # noqa: BLE001
-        _runtime.warn_once(
-            f"artifacts:{type(exc).__name__}",
-            f"otel-decisions: the flow run's decision artifacts were not created: {exc!r}",
-        )
+    except Exception as exc:  # noqa: BLE001 - the flow run's result stands
+        _not_created(exc)
 
 
 __all__ = [

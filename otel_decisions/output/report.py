@@ -49,6 +49,7 @@ __all__ = [
     "ReportData",
     "collect_report_data",
     "render_report",
+    "save_report",
     "write_report",
 ]
 
@@ -571,6 +572,11 @@ def write_report(
         database=database,
         flow_run_id=flow_run_id,
     )
+    return save_report(data, path)
+
+
+def save_report(data: ReportData, path: Path | str) -> Path:
+    """Render *data* and write it to *path* (its directory made if need be). Returns the path written."""
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 from otel_decisions.errors import OtelDecisionsError
 from otel_decisions.lifecycle import log_access
-from otel_decisions.output.report import DEFAULT_TITLE, ReportData, collect_report_data, render_report
+from otel_decisions.output.report import DEFAULT_TITLE, ReportData, collect_report_data, save_report
 
 __all__ = ["check_flow_run_id", "check_period", "write_evidence_report"]
 
@@ -61,14 +61,7 @@ def write_evidence_report(
     check_period(start, end)
     heading = title or (f"Decision evidence: flow run {run_id}" if run_id else DEFAULT_TITLE)
     data = collect_report_data(client, title=heading, start=start, end=end, database=database, flow_run_id=run_id)
-    target = Path(path)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(render_report(data), encoding="utf-8")
-    except OSError as exc:
-        raise OtelDecisionsError(
-            f"report: cannot write {target}: {exc.strerror or exc}; choose a writable path"
-        ) from exc
+    target = save_report(data, path)
     parameters: dict[str, Any] = {"path": str(target)}
     if run_id:
         parameters["flow_run_id"] = run_id

@@ -14,7 +14,6 @@ Example::
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ from typing import Any, Literal, Optional
 from pydantic import Field, create_model
 
 from otel_decisions import semconv
+from otel_decisions.instrumentation._artifacts import md_text as _md_text
 
 ACTIONS = ("approve", "override", "escalate", "reject")
 """What a reviewer may do in the form (``comment`` is not a review of the outcome)."""
@@ -34,16 +34,11 @@ _ACTION_HELP = (
     "approve: the outcome stands · override: replace it with the new outcome · escalate: a senior reviewer "
     "decides · reject: the decision must be made again"
 )
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~])")
 
 
 def md_text(value: Any, limit: int = 500) -> str:
-    """*value* as inline markdown text: HTML and markdown characters escaped, one line, at most *limit* chars."""
-    text = " ".join(str(value).split())
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MD_SPECIAL.sub(r"\\\1", text)
+    """*value* as inline markdown text, at most *limit* characters (the artifacts' escaper)."""
+    return _md_text(value, limit)
 
 
 def _number(value: Any) -> str:

@@ -124,7 +124,7 @@ def request_reviews(
     """Ask for the review of a queue of decisions in one form (up to 25 per form; a longer queue gets
     several forms in turn): one block of answers per decision and one reviewer. Returns the results in
     the queue's order. Otherwise as :func:`request_review`."""
-    _check_not_in_event_loop("request_reviews")
+    _check_not_async_flow("request_reviews")
     items = _check(decisions, timeout, poll_interval)
     results: list[ReviewResult] = []
     for start in range(0, len(items), MAX_BATCH):
@@ -241,7 +241,7 @@ async def _run_async(steps: _Steps) -> list[ReviewResult]:
 
 
 # --- the steps ------------------------------------------------------------------------------------
-def _check_not_in_event_loop(name: str) -> None:
+def _check_not_async_flow(name: str) -> None:
     """A sync call from an async flow would block its event loop (and Prefect's sync pause cannot save its
     form there): point at the async variant."""
     from prefect.context import FlowRunContext
