@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
@@ -38,6 +40,19 @@ from otel_decisions.retention import RetentionPolicy
 from otel_decisions.settings import DecisionSettings, load_settings
 
 logger = logging.getLogger("otel_decisions")
+
+
+class RecordSink(Protocol):
+    """Where ``configure()``'s pipeline lets a batch of decision records be written without an SDK span each."""
+
+    def target(self, tracer: Any, attributes: int) -> tuple[Any, Any] | None:
+        """(resource, instrumentation scope) when records of *tracer* with *attributes* attributes can be
+        written now exactly as its spans would reach the store (no other processor, sampler or limit in
+        between); None: make SDK spans."""
+
+    def write(self, records: Sequence[tuple[Any, ...]], resource: Any, scope: Any) -> tuple[int, Exception | None]:
+        """Write ``(name, (trace id, span id, flags, trace state), parent context tuple, time, attributes)``
+        records in order; how many were kept (a prefix) and the refusal that stopped the rest."""
 
 
 @dataclass
@@ -52,6 +67,8 @@ class Runtime:
     configured: bool
     decisions_always_sampled: bool = False
     """``configure()`` put a sampler in front that records every decision record (the default)."""
+    record_sink: RecordSink | None = None
+    """``configure()``'s durable spool, for batches of records (:mod:`otel_decisions.capture._batch`)."""
     _warned: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -83,6 +100,7 @@ def make_runtime(
     configured: bool,
     policy: PrivacyPolicy | None = None,
     decisions_always_sampled: bool = False,
+    record_sink: RecordSink | None = None,
 ) -> Runtime:
     tracer = provider.get_tracer(semconv.INSTRUMENTATION_SCOPE, __version__)
     return Runtime(
@@ -93,6 +111,7 @@ def make_runtime(
         tracer=tracer,
         configured=configured,
         decisions_always_sampled=decisions_always_sampled,
+        record_sink=record_sink,
     )
 
 

@@ -156,3 +156,57 @@ def prepend_span_processor(provider: Any, processor: Any) -> bool:
             return True
         multi._span_processors = (processor, *(p for p in current if p is not processor))  # noqa: SLF001
     return True
+
+
+def span_processors(provider: Any) -> tuple[Any, ...] | None:
+    """*provider*'s span processors in the order they run, when they run one after another (an SDK
+    ``TracerProvider`` with its default chain); None otherwise."""
+    from opentelemetry.sdk.trace import SynchronousMultiSpanProcessor
+
+    multi = getattr(provider, "_active_span_processor", None)
+    if type(multi) is not SynchronousMultiSpanProcessor:
+        return None
+    return tuple(multi._span_processors)  # noqa: SLF001 - pinned SDK layout (module docstring)
+
+
+def unlimited_tracer(tracer: Any, attributes: int) -> tuple[Any, Any] | None:
+    """(resource, instrumentation scope) of an enabled SDK *tracer* whose spans keep *attributes*
+    attributes of any length (its span limits cut nothing), else None: the spans it would make can be
+    written without it, attribute for attribute."""
+    from opentelemetry.sdk.trace import Tracer
+
+    if type(tracer) is not Tracer:
+        return None
+    try:
+        limits = tracer._span_limits  # noqa: SLF001 - pinned SDK layout (module docstring)
+        if not tracer._is_enabled():  # noqa: SLF001
+            return None
+        scope = tracer._instrumentation_scope  # noqa: SLF001
+    except AttributeError:
+        return None
+    if limits.max_span_attribute_length is not None or (
+        limits.max_span_attributes is not None and limits.max_span_attributes < attributes
+    ):
+        return None
+    return tracer.resource, scope
+
+
+def sampled_span_ids(tracer: Any, parent: Any, count: int) -> tuple[list[int], list[int], int]:
+    """Trace ids, span ids and trace flags of *count* sampled spans *tracer* would start under *parent* (a
+    valid ``SpanContext``, or None for root spans), as ``Tracer.start_span`` makes them."""
+    from opentelemetry.trace import TraceFlags
+
+    generator = tracer.id_generator
+    span_id = generator.generate_span_id
+    span_ids = [span_id() for _ in range(count)]
+    flags = TraceFlags.SAMPLED
+    if parent is None:
+        trace_id = generator.generate_trace_id
+        trace_ids = [trace_id() for _ in range(count)]
+        random_trace_id = generator.is_trace_id_random()
+    else:
+        trace_ids = [parent.trace_id] * count
+        random_trace_id = parent.trace_flags.random_trace_id
+    if random_trace_id:
+        flags |= TraceFlags.RANDOM_TRACE_ID
+    return trace_ids, span_ids, flags

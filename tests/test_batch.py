@@ -298,3 +298,167 @@ def test_batch_decisions_are_stored_once_and_verify(tmp_path) -> None:
     assert stored == distinct == len(ROWS)
     report = verify(store.client)
     assert report.ok, report
+
+
+# --- the column path: each of its rules equals the per-call path's ------------------------------------------
+def test_the_column_path_s_digests_and_hmacs_equal_the_per_call_ones() -> None:
+    import hashlib
+    import hmac
+    import random
+
+    from otel_decisions.integrity import HashChain, RecordDigester, record_digest
+    from otel_decisions.privacy import PrivacyPolicy, canonical_json_bytes
+
+    for key in (b"k" * 16, b"a-key-of-exactly-64-bytes-".ljust(64, b"x"), b"long" * 40):
+        policy = PrivacyPolicy(mode="denylist", deny_patterns=[], allow_patterns=[], key=key)
+        for data in (b"", b"applicant", b"x" * 5000):
+            assert policy.hmac_hex(data) == hmac.digest(key, data, "sha256").hex()
+    constant = {"decision.type": "credit", "decision.reasons": ("a", "b"), "decision.threshold": 0.5,
+                "decision.integrity.chain": "ignored", "prefect.task_run.id": "t"}
+    digester = RecordDigester(constant, ["decision.confidence", "decision.redacted", "decision.id", "decision.n"])
+    rng = random.Random(3)
+    for i in range(300):
+        attrs = dict(constant)
+        attrs["decision.id"] = f"id-{i}"
+        if i % 3:
+            attrs["decision.confidence"] = rng.choice([0.0, -0.0, 1.0, 0.25, 1e-7, rng.random()])
+        if i % 4:
+            attrs["decision.redacted"] = rng.choice([("inputs.email",), ("inputs.email", "outcome"), ("é\u2028",)])
+        if i % 5 == 0:
+            attrs["decision.n"] = rng.choice([True, 1, 1.0, (True,), (1,)])
+        assert digester.digest(attrs) == record_digest(attrs), attrs
+    # JSON: where orjson writes a float as Python's json does (the digest's canonical form), and where not
+    for _ in range(20_000):
+        x = rng.choice([1, -1]) * 10 ** rng.uniform(-4, 300)
+        value = {"x": x, "s": "é\\\"\n\x01\u2028", "n": rng.randint(-2**63, 2**63 - 1), "b": True, "z": None}
+        assert orjson_dumps(value) == canonical_json_bytes(value), value
+    assert orjson_dumps({"x": 9.99e-05}) != canonical_json_bytes({"x": 9.99e-05})  # why 1e-4 is the bound
+    one, many = HashChain(), HashChain()
+    records = [(f"r{i}", 1000 + i, hashlib.sha256(str(i).encode()).hexdigest()) for i in range(5)]
+    singles = [one.link(*r) for r in records]
+    chain_id, first, hashes, before = many.link_many(records)
+    assert (first, before) == (1, "") and hashes == [h for _c, _s, h, _p in singles]
+    assert many.unlink_from(4, hashes[2], 2) and many.link(*records[3])[2] == hashes[3]
+
+
+def orjson_dumps(value) -> bytes:
+    import orjson
+
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+# synthetic people; the notes and outcomes hold identifiers the free-text patterns find
+MIXED = [
+    {"applicant_id": f"APP-SYN-{i:04d}", "first_name": ["Robin", "Sam", "Alex"][i % 3],
+     "email": f"person{i}@example.org", "phone": "+44 20 7946 0000", "income": 30_000 + 917 * i,
+     "debt_ratio": round(0.1 + i / 37, 5), "flag": i % 2 == 0, "missing": None, "region": "north-é",
+     "notes": ["ok", "call +1 202 555 0100 back", "mail ops@example.com", "see Robin"][i % 4],
+     "decision": ["approve", "deny", "refer ops@example.com"][i % 3], "confidence": round(0.5 + i / 100, 4)}
+    for i in range(24)
+]
+MIXED[5]["debt_ratio"] = 3e-05      # JSON writes it 3e-05, orjson 0.00003: the per-call path's digest
+MIXED[6]["income"] = 2**70          # beyond 64 bits
+MIXED[7]["debt_ratio"] = math.nan   # an input NaN (recorded as 'nan')
+MIXED[8]["notes"] = "from person8@example.org"  # a masked value of the row in another of its texts
+MIXED[9]["confidence"] = 1          # an int: validated and stored as the per-call path does
+BATCH_CONSTANTS = {"model_name": "credit-gbm", "model_version": "3.2.0", "threshold": 0.5,
+                   "rationale": "score above threshold; escalations to risk@example.com", "regulations": ("REG-B",)}
+
+
+@pytest.fixture(params=["spool", "sdk-spans"])
+def pipeline(request, prefect_harness, tmp_path):
+    """The durable spool configure() builds (batches written to it directly), or spans through the SDK
+    (durable off): the records must be the same either way."""
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from tests.conftest import TEST_HMAC_KEY
+
+    memory = InMemorySpanExporter()
+    otel_decisions.configure(exporters=["none"], span_exporters=[memory], durable=request.param == "spool",
+                             hmac_key=TEST_HMAC_KEY, data_dir=str(tmp_path), service_name="capture-tests")
+    instrumentor = otel_decisions.PrefectInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument()
+    yield request.param, memory
+    otel_decisions.force_flush()
+
+
+def test_the_batch_path_stores_what_record_decision_stores(pipeline) -> None:
+    from otel_decisions import _runtime
+
+    kind, memory = pipeline
+    runtime = _runtime.get_runtime()
+    direct = runtime.record_sink is not None and runtime.record_sink.target(runtime.tracer, 40) is not None
+    assert direct is (kind == "spool")  # the spool pipeline takes the direct path, the other makes SDK spans
+    frame = pd.DataFrame(MIXED)
+
+    @task
+    def both():
+        batch = otel_decisions.record_decisions(frame, type="credit.approval", subject_id_column="applicant_id",
+                                                **BATCH_CONSTANTS)
+        singles = []
+        for row in frame.to_dict("records"):
+            inputs = {k: v for k, v in row.items() if k not in ("decision", "confidence", "applicant_id")}
+            singles.append(otel_decisions.record_decision(
+                type="credit.approval", outcome=row["decision"], confidence=row["confidence"],
+                subject_id=row["applicant_id"], inputs=inputs, **BATCH_CONSTANTS).id)
+        return list(batch), singles
+
+    @flow
+    def compare():
+        return both()
+
+    batch_ids, single_ids = compare()
+    assert None not in batch_ids
+    by_id = {s.attributes[semconv.DECISION_ID]: s for s in _decisions(memory)}
+    assert set(by_id) == {*batch_ids, *single_ids}
+    for batch_id, single_id in zip(batch_ids, single_ids, strict=True):
+        batch, single = by_id[batch_id], by_id[single_id]
+        assert _comparable(batch) == _comparable(single)
+        assert list(_comparable(batch)) == list(_comparable(single))  # in the same order, too
+        for field in ("name", "kind", "parent", "status", "events", "links"):
+            assert getattr(batch, field) == getattr(single, field), field
+        assert batch.context.trace_id == single.context.trace_id
+        assert batch.context.trace_flags == single.context.trace_flags
+        assert batch.start_time == batch.end_time and batch.resource.attributes == single.resource.attributes
+        assert batch.instrumentation_scope == single.instrumentation_scope
+    first = by_id[batch_ids[0]].attributes
+    assert list(first[semconv.DECISION_REDACTED]) == [
+        "inputs.first_name", "inputs.email", "inputs.phone", "rationale"]
+    refer = by_id[batch_ids[2]].attributes
+    assert refer[semconv.DECISION_OUTCOME] != MIXED[2]["decision"] and "outcome" in refer[semconv.DECISION_REDACTED]
+    for i, batch_id in enumerate(batch_ids):
+        text = json.dumps(dict(by_id[batch_id].attributes), default=str)
+        for secret in (MIXED[i]["email"], MIXED[i]["applicant_id"], "+44 20 7946 0000", "risk@example.com"):
+            assert secret not in text
+    seqs = [by_id[i].attributes["decision.integrity.seq"] for i in batch_ids]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+
+
+def test_a_processor_of_the_application_s_own_sees_every_batch_decision(pipeline) -> None:
+    """A processor added to the provider after configure() gets each record as an SDK span (no direct write
+    skips it)."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from otel_decisions import _runtime
+
+    kind, memory = pipeline
+    own = InMemorySpanExporter()
+    processor = SimpleSpanProcessor(own)
+    provider = trace.get_tracer_provider()
+    provider.add_span_processor(processor)
+    try:
+        runtime = _runtime.get_runtime()
+        assert runtime.record_sink is None or runtime.record_sink.target(runtime.tracer, 40) is None
+        ids = otel_decisions.record_decisions(pd.DataFrame(MIXED[:6]), type="credit.approval",
+                                              subject_id_column="applicant_id")
+    finally:
+        from otel_decisions._sdk_layout import span_processors
+
+        multi = provider._active_span_processor
+        multi._span_processors = tuple(p for p in span_processors(provider) if p is not processor)
+    seen = [s.attributes[semconv.DECISION_ID] for s in own.get_finished_spans() if s.name.startswith("decision ")]
+    assert seen == list(ids)
+    assert [s.attributes[semconv.DECISION_ID] for s in _decisions(memory)] == list(ids)

@@ -137,3 +137,54 @@ def test_an_overwritten_span_keeps_its_dropped_event_count() -> None:
     span.end()
     (exported,) = memory.get_finished_spans()
     assert exported.dropped_events == 2 and [e.name for e in exported.events] == ["e2", "e3"]
+
+
+def test_spans_written_without_the_sdk_decode_as_the_spans_it_makes() -> None:
+    """A record written with ``record_payload`` and the ids ``sampled_span_ids`` gives decodes to the span
+    the SDK would have made (name, ids, flags, parent, kind, times, status, attributes, resource, scope)."""
+    import pickle
+
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+    from opentelemetry.trace import TraceState
+
+    from otel_decisions._sdk_layout import sampled_span_ids, unlimited_tracer
+    from otel_decisions.delivery._codec import record_payload
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ALWAYS_ON)
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("layout", "1.0")
+    attrs = {"decision.id": "x", "decision.confidence": 0.5, "decision.reasons": ("a", "b"), "flag": True, "n": 3}
+    parent_ctx = SpanContext(0xABC, 0xDEF, is_remote=True, trace_state=TraceState([("k", "v")]))
+    from opentelemetry import trace as trace_api
+
+    for parent in (None, parent_ctx):
+        memory.clear()
+        context = trace_api.set_span_in_context(trace_api.NonRecordingSpan(parent)) if parent else None
+        tracer.start_span("decision t", context=context, attributes=attrs, start_time=7).end(end_time=7)
+        (made,) = memory.get_finished_spans()
+        resource, scope = unlimited_tracer(tracer, len(attrs))
+        trace_ids, span_ids, flags = sampled_span_ids(tracer, parent, 1)
+        state = tuple(parent.trace_state.items()) if parent else None
+        parent_tuple = None if parent is None else (parent.trace_id, parent.span_id, int(parent.trace_flags), state,
+                                                    parent.is_remote)
+        payload = record_payload("decision t", (made.context.trace_id, span_ids[0], flags, state), parent_tuple, 7,
+                                 dict(attrs))
+        encoder = SpanEncoder()
+        data = MAGIC + encoder.frames_many([payload, payload], resource, scope)
+        decoded = SegmentDecoder().decode_frames(iter_frames(data, len(MAGIC)).records)
+        assert len(decoded) == 2 and pickle.loads(payload)[0] == "decision t"
+        for span in decoded:
+            assert (span.name, span.kind, span.start_time, span.end_time, span.status.status_code) == (
+                made.name, made.kind, made.start_time, made.end_time, made.status.status_code)
+            assert span.context.trace_flags == made.context.trace_flags and span.context.is_remote is False
+            assert span.context.trace_state == made.context.trace_state
+            assert span.parent == made.parent
+            assert dict(span.attributes) == dict(made.attributes) and list(span.attributes) == list(made.attributes)
+            assert span.resource.attributes == made.resource.attributes
+            assert span.instrumentation_scope == made.instrumentation_scope
+            assert (span.events, span.links) == ((), ())
+        if parent is not None:
+            assert trace_ids == [parent.trace_id]
+    limited = TracerProvider(span_limits=SpanLimits(max_span_attributes=3)).get_tracer("layout")
+    assert unlimited_tracer(limited, 4) is None and unlimited_tracer(limited, 3) is not None

@@ -25,12 +25,11 @@ import logging
 import sys
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from otel_decisions import _runtime, semconv
+from otel_decisions.capture._engine import Plan, record_chunks
 from otel_decisions.capture._model import _DECISION_FIELDS, Decision
-from otel_decisions.capture._record import emit
 from otel_decisions.capture._shape import _ALIASES, as_mapping
 from otel_decisions.errors import DecisionValidationError
 from otel_decisions.settings import DEFAULT_CONFIDENCE_FIELDS, DEFAULT_OUTCOME_FIELDS
@@ -38,6 +37,7 @@ from otel_decisions.settings import DEFAULT_CONFIDENCE_FIELDS, DEFAULT_OUTCOME_F
 __all__ = [
     "CHUNK_ROWS",
     "BatchDecisions",
+    "batch_chunks",
     "batch_rows",
     "capture_batch",
     "note_auto_captured",
@@ -64,29 +64,70 @@ class BatchDecisions(list[str | None]):
         return len(self) - len(self.invalid)
 
 
-def batch_rows(value: Any, chunk: int = CHUNK_ROWS) -> Iterator[Mapping[str, Any]] | None:
-    """The rows of a batch value as mappings, a chunk at a time, or None when *value* is not a batch: a
-    pandas or polars DataFrame, a pyarrow Table or RecordBatch, or a list / tuple whose every item is a
-    mapping, dataclass or pydantic model."""
+def batch_chunks(value: Any, chunk: int = CHUNK_ROWS) -> Iterator[tuple[tuple[Any, ...], list[tuple[Any, ...]]]] | None:
+    """The rows of a batch value a chunk at a time, as ``(column names, rows as value tuples)``, or None when
+    *value* is not a batch: a pandas or polars DataFrame, a pyarrow Table or RecordBatch (read column by
+    column, a chunk at a time), or a list / tuple whose every item is a mapping, dataclass or pydantic model
+    (consecutive rows with the same keys make a chunk)."""
     pandas = sys.modules.get("pandas")
     if pandas is not None and isinstance(value, pandas.DataFrame):
-        return _chunks(len(value), chunk, lambda start, stop: value.iloc[start:stop].to_dict("records"))
+        names = tuple(value.columns)
+        return _column_chunks(len(value), chunk, names, lambda start, stop: _pandas_columns(value, start, stop))
     pyarrow = sys.modules.get("pyarrow")
     if pyarrow is not None and isinstance(value, (pyarrow.Table, pyarrow.RecordBatch)):
-        return _chunks(value.num_rows, chunk, lambda start, stop: value.slice(start, stop - start).to_pylist())
+        names = tuple(value.column_names)
+        return _column_chunks(
+            value.num_rows,
+            chunk,
+            names,
+            lambda start, stop: [column.to_pylist() for column in value.slice(start, stop - start).columns],
+        )
     polars = sys.modules.get("polars")
     if polars is not None and isinstance(value, polars.DataFrame):
-        return batch_rows(value.to_arrow(), chunk)
+        return batch_chunks(value.to_arrow(), chunk)
     if isinstance(value, (list, tuple)) and value:
         mappings = [as_mapping(row) for row in value]
         if all(m is not None for m in mappings):
-            return iter([m for m in mappings if m is not None])
+            return _mapping_chunks([m for m in mappings if m is not None], chunk)
     return None
 
 
-def _chunks(total: int, size: int, rows_of: Any) -> Iterator[Mapping[str, Any]]:
+def _pandas_columns(frame: Any, start: int, stop: int) -> list[list[Any]]:
+    part = frame.iloc[start:stop]
+    return [part.iloc[:, j].tolist() for j in range(part.shape[1])]
+
+
+def _column_chunks(
+    total: int, size: int, names: tuple[Any, ...], columns_of: Any
+) -> Iterator[tuple[tuple[Any, ...], list[tuple[Any, ...]]]]:
     for start in range(0, total, size):
-        yield from rows_of(start, min(total, start + size))
+        stop = min(total, start + size)
+        columns = columns_of(start, stop)
+        yield names, (list(zip(*columns, strict=True)) if columns else [()] * (stop - start))
+
+
+def _mapping_chunks(
+    mappings: list[Mapping[str, Any]], size: int
+) -> Iterator[tuple[tuple[Any, ...], list[tuple[Any, ...]]]]:
+    names: tuple[Any, ...] | None = None
+    rows: list[tuple[Any, ...]] = []
+    for mapping in mappings:
+        keys = tuple(mapping)
+        if keys != names or len(rows) >= size:
+            if rows and names is not None:
+                yield names, rows
+            names, rows = keys, []
+        rows.append(tuple(mapping.values()))
+    if rows and names is not None:
+        yield names, rows
+
+
+def batch_rows(value: Any, chunk: int = CHUNK_ROWS) -> Iterator[Mapping[str, Any]] | None:
+    """The rows of a batch value (see :func:`batch_chunks`) as mappings, or None when it is not a batch."""
+    chunks = batch_chunks(value, chunk)
+    if chunks is None:
+        return None
+    return (dict(zip(names, row, strict=True)) for names, rows in chunks for row in rows)
 
 
 def record_decisions(
@@ -126,7 +167,7 @@ def record_decisions(
     for name, given in (("inputs", fields.get("inputs")), ("subject_id", fields.get("subject_id"))):
         if given is not None:
             raise DecisionValidationError(name, "comes from each row: use inputs_include / subject_id_column")
-    source = batch_rows(rows)
+    source = batch_chunks(rows)
     if source is None:
         raise DecisionValidationError(
             "rows",
@@ -139,40 +180,22 @@ def record_decisions(
         [confidence_column] if confidence_column else list(settings.confidence_fields or DEFAULT_CONFIDENCE_FIELDS)
     )
     include = None if inputs_include is None else set(inputs_include)
-    plan = _Plan(
+    plan = Plan(
         type, outcome_keys, confidence_keys, subject_id_column, per_row, include, set(inputs_exclude), fields, False
     )
-    return _record_rows(source, plan, semconv.DecisionSource.EXPLICIT, "record_decisions got")
+    return _record(source, plan, semconv.DecisionSource.EXPLICIT, "record_decisions got")
 
 
-@dataclass(frozen=True)
-class _Plan:
-    """How a batch's rows become decisions: which column is which field, what is an input."""
-
-    decision_type: str
-    outcome_keys: Sequence[str]
-    confidence_keys: Sequence[str]
-    subject_column: str | None
-    per_row: Mapping[str, str]
-    include: set[str] | None
-    exclude: set[str]
-    constants: Mapping[str, Any]
-    optional: bool
-    """Per-row fields found by their alias are left out where the row has none."""
-
-
-def _record_rows(
-    source: Iterator[Mapping[str, Any]], plan: _Plan, source_kind: semconv.DecisionSource, what: str
+def _record(
+    chunks: Iterator[tuple[tuple[Any, ...], list[tuple[Any, ...]]]],
+    plan: Plan,
+    source_kind: semconv.DecisionSource,
+    what: str,
 ) -> BatchDecisions:
     result = BatchDecisions()
-    for number, row in enumerate(source):
-        try:
-            decision = _decision(row, plan)
-        except DecisionValidationError as exc:
-            result.append(None)
-            result.invalid.append((number, exc.field, exc.problem))
-            continue
-        result.append(emit(decision, source_kind, True).id)
+    ids, invalid = record_chunks(chunks, plan, source_kind)
+    result.extend(ids)
+    result.invalid.extend(invalid)
     if result.invalid:
         shown = "; ".join(f"row {n}: {field}: {problem}" for n, field, problem in result.invalid[:_REPORTED_ROWS])
         more = f" (and {len(result.invalid) - _REPORTED_ROWS} more)" if len(result.invalid) > _REPORTED_ROWS else ""
@@ -185,13 +208,6 @@ def _record_rows(
             more,
         )
     return result
-
-
-def _outside_unit(value: Any) -> bool:
-    try:
-        return not 0.0 <= float(value) <= 1.0
-    except (TypeError, ValueError):
-        return False
 
 
 def _columns(value: Any, rows: list[Mapping[str, Any]] | None) -> list[str]:
@@ -232,7 +248,7 @@ def capture_batch(value: Any, *, task_name: str, settings: Any) -> BatchDecision
         seen = {id(recent) for recent in _recent_auto}  # held: no id is reused while listed
         if any(id(item) in seen for item in listed):
             return None  # the decisions of tasks this task called, recorded when they returned
-    source = batch_rows(value)
+    source = batch_chunks(value)
     if source is None:
         return None
     mappings = None
@@ -266,7 +282,7 @@ def capture_batch(value: Any, *, task_name: str, settings: Any) -> BatchDecision
             taken.add(column)
     default_type = task_name if settings.default_decision_type == "task" else settings.default_decision_type
     include = None if settings.batch_inputs_include is None else set(settings.batch_inputs_include)
-    plan = _Plan(
+    plan = Plan(
         default_type,
         [outcome_key],
         [confidence_key],
@@ -277,40 +293,8 @@ def capture_batch(value: Any, *, task_name: str, settings: Any) -> BatchDecision
         {},
         True,
     )
-    return _record_rows(source, plan, semconv.DecisionSource.AUTO, f"task {task_name!r} returned")
+    return _record(source, plan, semconv.DecisionSource.AUTO, f"task {task_name!r} returned")
 
 
 def type_name(value: Any) -> str:
     return f"{type(value).__module__}.{type(value).__qualname__}"
-
-
-def _decision(row: Mapping[str, Any], plan: _Plan) -> Decision:
-    outcome_keys, confidence_keys, per_row = plan.outcome_keys, plan.confidence_keys, plan.per_row
-    subject_column, optional = plan.subject_column, plan.optional
-    outcome_key = next((k for k in outcome_keys if k in row), None)
-    if outcome_key is None:
-        raise DecisionValidationError("outcome", f"no outcome column: none of {', '.join(outcome_keys)} in the row")
-    confidence_key = next((k for k in confidence_keys if k in row), None)
-    used = {outcome_key, *per_row.values()}
-    values: dict[str, Any] = {"type": plan.decision_type, **plan.constants, "outcome": row[outcome_key]}
-    if confidence_key is not None:
-        used.add(confidence_key)
-        values["confidence"] = row[confidence_key]
-    if subject_column is not None:
-        if subject_column not in row:
-            raise DecisionValidationError("subject_id", f"column {subject_column!r} is not in the row")
-        used.add(subject_column)
-        values["subject_id"] = row[subject_column]
-    for field, column in per_row.items():
-        if column not in row:
-            raise DecisionValidationError(field, f"column {column!r} is not in the row")
-        if row[column] is not None or not optional:
-            values[field] = row[column]
-    if confidence_key == "score" and "confidence" in values and _outside_unit(values["confidence"]):
-        values["score"] = values.pop("confidence")  # a raw score, not a probability (as zero-code capture reads it)
-    values["inputs"] = {
-        key: value
-        for key, value in row.items()
-        if key not in used and key not in plan.exclude and (plan.include is None or key in plan.include)
-    }
-    return Decision(**values)

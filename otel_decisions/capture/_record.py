@@ -194,13 +194,14 @@ def _retention(runtime: Any, decision: Decision, now_ns: int) -> dict[str, Any]:
     return attrs
 
 
-def emit(decision: Decision, source: semconv.DecisionSource, raw_inputs_given: bool) -> Decision:
-    runtime = _runtime.get_runtime()
+def decision_attributes(
+    runtime: Any, decision: Decision, source: semconv.DecisionSource, raw_inputs_given: bool, now: int
+) -> tuple[dict[str, Any], PrivacyRecord]:
+    """A validated decision's attributes as recorded (every value through the masking path), before the
+    Prefect identity and the integrity chain; and the privacy record that masked them."""
     settings = runtime.settings
     policy = runtime.privacy
     record: PrivacyRecord = policy.new_record()
-    now = time.time_ns()
-
     attrs: dict[str, Any] = {
         semconv.DECISION_ID: decision.id,
         semconv.DECISION_AUTOMATION: decision.automation,
@@ -226,6 +227,13 @@ def emit(decision: Decision, source: semconv.DecisionSource, raw_inputs_given: b
     if record.redacted:
         attrs[semconv.DECISION_REDACTED] = record.redacted
     attrs.update(_retention(runtime, decision, now))
+    return attrs, record
+
+
+def emit(decision: Decision, source: semconv.DecisionSource, raw_inputs_given: bool) -> Decision:
+    runtime = _runtime.get_runtime()
+    now = time.time_ns()
+    attrs, record = decision_attributes(runtime, decision, source, raw_inputs_given, now)
     identity = prefect_identity()
     attrs.update(identity)
     _share_masked_values(record, identity)

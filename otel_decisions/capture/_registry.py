@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,7 +58,9 @@ class _Registry:
 
     def __init__(self, max_recent: int = 10_000, max_ledger: int = MAX_LEDGER_ROWS) -> None:
         self._lock = threading.Lock()
-        self._recent: OrderedDict[str, tuple[SpanContext, int, str, Mapping[str, Any]]] = OrderedDict()
+        self._recent: OrderedDict[str, tuple[Any, int, str, Mapping[str, Any]]] = OrderedDict()
+        """decision id -> (span context, time, outcome, card); a batch's entries hold the span context's
+        arguments and the attributes until looked up"""
         self._max = max_recent
         self._max_ledger = max_ledger
         self.per_flow: dict[str, int] = {}
@@ -91,6 +93,42 @@ class _Registry:
             if task_run:
                 self.per_task[task_run] = self.per_task.get(task_run, 0) + 1
             # Runs that fail (or end in another process) are never popped: keep the maps bounded.
+            for counts in (self.per_flow, self.per_task):
+                if len(counts) > self._max:
+                    del counts[next(iter(counts))]
+
+    def add_many(
+        self,
+        decisions: Sequence[tuple[str, int, str, Mapping[str, Any]]],
+        context_of: Callable[[int], tuple[Any, ...]],
+        flow_run: str | None,
+        task_run: str | None,
+    ) -> None:
+        """:meth:`add` for a batch: ``(decision id, time, stored outcome, attributes)`` in recording order,
+        and the ``SpanContext`` arguments of each by index. Only the newest are kept for review forms (as
+        :meth:`add` would keep them; their span context and card are made when looked up); every one is
+        counted and listed in its flow run's ledger."""
+        count = len(decisions)
+        if not count:
+            return
+        keep_from = max(0, count - self._max)
+        recent = [
+            (decision_id, (context_of(index), ts, outcome, attributes))
+            for index, (decision_id, ts, outcome, attributes) in enumerate(decisions[keep_from:], keep_from)
+        ]
+        with self._lock:
+            for decision_id, entry in recent:
+                self._recent[decision_id] = entry
+            while len(self._recent) > self._max:
+                self._recent.popitem(last=False)
+            if flow_run:
+                self.per_flow[flow_run] = self.per_flow.get(flow_run, 0) + count
+                ledger = self._ledgers.get(flow_run)
+                if ledger is not None:
+                    for decision_id, _ts, outcome, attributes in decisions:
+                        ledger.add_decision(decision_id, outcome, attributes, self._max_ledger)
+            if task_run:
+                self.per_task[task_run] = self.per_task.get(task_run, 0) + count
             for counts in (self.per_flow, self.per_task):
                 if len(counts) > self._max:
                     del counts[next(iter(counts))]
@@ -134,7 +172,11 @@ class _Registry:
     def lookup(self, decision_id: str) -> tuple[SpanContext, int, str, Mapping[str, Any]] | None:
         """(span context, time, stored outcome, :func:`card`) of a decision recorded here lately."""
         with self._lock:
-            return self._recent.get(decision_id)
+            entry = self._recent.get(decision_id)
+            if entry is not None and type(entry[0]) is tuple:  # a batch's: made now
+                entry = (SpanContext(*entry[0]), entry[1], entry[2], card(entry[3]))
+                self._recent[decision_id] = entry
+            return entry
 
     def review_of(self, decision_id: str) -> tuple[str, str | None] | None:
         """(action, new outcome) of the latest review of *decision_id* recorded here lately."""

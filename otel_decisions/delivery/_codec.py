@@ -27,7 +27,7 @@ import io
 import pickle
 import struct
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,6 +147,39 @@ def _record(span: ReadableSpan) -> tuple[Any, ...]:
     )
 
 
+def record_payload(
+    name: str,
+    context: tuple[int, int, int, tuple[tuple[str, str], ...] | None],
+    parent: tuple[int, int, int, tuple[tuple[str, str], ...] | None, bool] | None,
+    time_ns: int,
+    attributes: dict[str, Any],
+) -> bytes:
+    """The span payload :meth:`SpanEncoder.span_payload` makes for an ended INTERNAL span with no events,
+    links or status, started and ended at *time_ns*: a decision record written without an SDK span.
+    *context* is (trace id, span id, flags, trace state items); *attributes* hold builtin values only
+    (sequences as tuples), as the SDK keeps them."""
+    trace_id, span_id, flags, state = context
+    return pickle.dumps(
+        (
+            name,
+            (trace_id, span_id, flags, state, False),
+            parent,
+            0,
+            time_ns,
+            time_ns,
+            0,
+            None,
+            attributes,
+            0,
+            (),
+            0,
+            (),
+            0,
+        ),
+        protocol=5,
+    )
+
+
 class SpanEncoder:
     """Encodes spans to frames, writing each resource/scope definition once per segment.
 
@@ -200,6 +233,20 @@ class SpanEncoder:
             self._defined_scopes.add(scope_index)
         # resource and scope indices ride in the frame payload prefix: 2 x u32 then the pickle
         parts.append(frame(KIND_SPAN, struct.pack("<II", resource_index, scope_index) + payload))
+        return b"".join(parts)
+
+    def frames_many(self, payloads: Sequence[bytes], resource: Resource, scope: InstrumentationScope | None) -> bytes:
+        """:meth:`frames_for` of each payload (all of one resource and scope), joined."""
+        if not payloads:
+            return b""
+        parts = [self.frames_for(payloads[0], resource, scope)]  # any definitions, then the first span
+        prefix = struct.pack("<II", self._resources[id(resource)][1], self._scopes[id(scope)][1])
+        start = zlib.crc32(prefix, zlib.crc32(bytes((KIND_SPAN,))))
+        pack, crc32, extra = HEADER.pack, zlib.crc32, len(prefix)
+        for payload in payloads[1:]:
+            parts.append(pack(extra + len(payload), crc32(payload, start), KIND_SPAN))
+            parts.append(prefix)
+            parts.append(payload)
         return b"".join(parts)
 
     def encode(self, span: ReadableSpan) -> bytes:

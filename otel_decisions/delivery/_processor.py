@@ -3,7 +3,8 @@
 Example::
 
     from opentelemetry.sdk.trace import TracerProvider
-    from otel_decisions.settings import DecisionSettings
+    from otel_decisions.errors import OtelDecisionsError
+from otel_decisions.settings import DecisionSettings
     from otel_decisions.delivery import DurableSpanProcessor
 
     provider = TracerProvider()
@@ -18,6 +19,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from opentelemetry import metrics
 from opentelemetry.context import Context
@@ -26,8 +28,10 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from otel_decisions import _runtime, semconv
+from otel_decisions.delivery._codec import record_payload
 from otel_decisions.delivery._shipper import Shipper
 from otel_decisions.delivery._spool import SpoolWriter
+from otel_decisions.errors import OtelDecisionsError
 from otel_decisions.settings import DecisionSettings
 
 logger = logging.getLogger("otel_decisions.delivery")
@@ -120,6 +124,22 @@ class DurableSpanProcessor(SpanProcessor):
                     logger.warning(
                         "otel-decisions delivery: a %r span was not spooled and is dropped: %s", span.name, exc
                     )
+
+    def append_records(
+        self, records: Sequence[tuple[Any, ...]], resource: Any, scope: Any
+    ) -> tuple[int, OtelDecisionsError | None]:
+        """Spool decision records built without an SDK span (:func:`record_payload`'s arguments, in order),
+        a block per write. Returns how many were spooled (a prefix) and the refusal that stopped the rest."""
+        if self._shut:
+            return 0, OtelDecisionsError(
+                "the durable span processor is shut down; a decision recorded after shutdown was refused. "
+                "Record decisions before the tracer provider shuts down."
+            )
+        return self.writer.append_payloads([record_payload(*record) for record in records], resource, scope)
+
+    @property
+    def shut(self) -> bool:
+        return self._shut
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """fsync the spool, then wait (within the timeout) until this process's records are delivered."""

@@ -55,6 +55,10 @@ from otel_decisions.settings import DecisionSettings
 
 _BURST_COURTESY_S = 0.01
 _BURST_RECORDS = 256
+_BURST_SHARE = 3.0
+"""While this process records flat out, the shipper waits this many times as long as its last pass took
+(so delivery takes about a quarter of the interpreter, the recording calls the rest)."""
+_BURST_MAX_WAIT_S = 0.5
 
 logger = logging.getLogger("otel_decisions.delivery")
 
@@ -165,6 +169,7 @@ class Shipper:
                     self._wake.wait(max(self.poll_interval_s, 0.5))
                     self._wake.clear()
                     continue
+                started = time.monotonic()
                 try:
                     progressed = self.drain_pass()
                 except Exception:  # never let the thread die: the records stay on disk
@@ -176,8 +181,15 @@ class Shipper:
                     self._wake.clear()
                 elif self._recording_burst():
                     # The application is recording flat out in this process: leave it the
-                    # interpreter for a moment. The spool absorbs the burst; delivery catches up.
-                    self._stop.wait(_BURST_COURTESY_S)
+                    # interpreter for a while. The spool absorbs the burst; delivery catches up
+                    # (and a spool at its quota is no burst: recording waits for delivery then).
+                    took = time.monotonic() - started
+                    self._stop.wait(min(_BURST_MAX_WAIT_S, max(_BURST_COURTESY_S, _BURST_SHARE * took)))
+
+    def _in_recording_burst(self) -> bool:
+        """:meth:`_recording_burst` without starting a new count."""
+        writer = self.writer
+        return writer is not None and writer.captured - self._captured_at_last_pass > _BURST_RECORDS
 
     def _recording_burst(self) -> bool:
         """More than a few hundred records captured in this process since the last pass."""
@@ -314,6 +326,7 @@ class Shipper:
                     return True, True
                 return moved, False
             scan, data = cursor.read(self._batch_limit)
+            end_pass = False
             if scan.records:
                 spans = cursor.decoder.decode_frames(scan.records)
                 if spans:
@@ -324,12 +337,15 @@ class Shipper:
                         continue
                     # acknowledge: every exporter confirmed this batch
                     self._batch_limit = min(self.settings.export_batch_size, self._batch_limit * 2)
+                    end_pass = self._in_recording_burst()
                 self.delivered += len(spans)  # the exporters confirmed them (counted before the ack is visible)
                 cursor.pos += scan.end
                 progress["segments"][name] = cursor.pos
                 progress["delivered"] += len(spans)
                 write_json(progress_path, progress, sync=True)
                 moved = True
+                if end_pass:
+                    return moved, False  # the application is recording flat out: give it the interpreter
                 continue
             if scan.problem is None:
                 return moved, closed  # clean end of data

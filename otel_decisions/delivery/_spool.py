@@ -34,6 +34,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,8 @@ logger = logging.getLogger("otel_decisions.delivery")
 SEGMENT_PREFIX = "seg-"
 SEGMENT_SUFFIX = ".spool"
 DEFAULT_SEGMENT_BYTES = 16 << 20
+BLOCK_BYTES = 1 << 20
+"""A batch of records is written a block of about this many bytes per ``write(2)``."""
 OWNER_LOCK = "owner.lock"
 STATS_FILE = "stats.json"
 PROGRESS_FILE = "progress.json"
@@ -276,6 +279,61 @@ class SpoolWriter:
             with self._durable_cond:
                 while self.durable < seq:
                     self._durable_cond.wait(1.0)
+
+    def append_payloads(
+        self, payloads: Sequence[bytes], resource: Any, scope: Any
+    ) -> tuple[int, OtelDecisionsError | None]:
+        """Write span payloads (:meth:`SpanEncoder.span_payload`'s, all of one resource and scope) in order,
+        a block of frames per ``write(2)``, each block under the same quota, commit and segment rules as
+        :meth:`append`. Returns how many were spooled (a prefix) and the refusal that stopped the rest."""
+        total = len(payloads)
+        done = 0
+        try:
+            while done < total:
+                with self._lock:
+                    stop = done
+                    estimate = 0
+                    while stop < total and estimate < BLOCK_BYTES:
+                        estimate += len(payloads[stop]) + 17  # header and resource/scope prefix
+                        stop += 1
+                    block = self._encoder.frames_many(payloads[done:stop], resource, scope)
+                    size = len(block)
+                    count = stop - done
+                    self.captured += count
+                    fast = not self._closed and self._own_bytes + self._others_bytes + size <= self._quota
+                    if fast:
+                        try:
+                            written = os.write(self._fd, block)
+                            if written != size:
+                                self._write_rest(block, written)
+                        except OSError as exc:
+                            self.rejected += count - 1  # the whole block was cut back; undo counts one
+                            self._undo_torn_write_locked(exc)
+                        self._offset += size
+                        self._own_bytes += size
+                        self.spooled += count
+                        seq = self.spooled
+                        self._since_commit += count
+                        if self._since_commit >= self._commit_max or self._offset >= self.segment_bytes:
+                            self._after_write_locked()
+                        done = stop
+                    else:
+                        self.captured -= count  # counted again, one at a time, below
+                        self._encoder.new_segment()
+                if not fast:
+                    for payload in payloads[done:stop]:
+                        with self._lock:
+                            self.captured += 1
+                        seq = self._append_slow(payload, resource, scope)
+                        done += 1
+                if self._strict:
+                    self._commit_now.set()
+                    with self._durable_cond:
+                        while self.durable < seq:
+                            self._durable_cond.wait(1.0)
+        except OtelDecisionsError as exc:
+            return done, exc
+        return done, None
 
     def _undo_torn_write_locked(self, exc: OSError) -> None:
         """A write failed part-way (disk full, I/O error): cut the segment back to its last whole

@@ -12,6 +12,7 @@ Example::
 from otel_decisions.integrity._chain import (
     UNHASHED_PREFIXES,
     HashChain,
+    RecordDigester,
     chain_material,
     checkpoint_material,
     kept_digest,
@@ -25,6 +26,7 @@ from otel_decisions.integrity._sign import sign, signature_valid
 __all__ = [
     "UNHASHED_PREFIXES",
     "HashChain",
+    "RecordDigester",
     "attribute_to_string",
     "chain_material",
     "checkpoint_material",

@@ -14,7 +14,7 @@ import hashlib
 import os
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from otel_decisions.integrity._render import attribute_to_string
@@ -45,6 +45,66 @@ def record_digest(attributes: Mapping[str, Any]) -> str:
 
 
 _DIGEST_HEADS: dict[str, str] = {}
+_ABSENT = object()
+
+
+class RecordDigester:
+    """:func:`record_digest` for many records that share most attributes: the parts of the *constant*
+    attributes (the same key and value in every record) are rendered once; only the *varying* keys
+    are rendered per record (a varying key may be absent). ``digest(attrs)`` equals
+    ``record_digest(attrs)`` for every *attrs* holding the constant attributes as given."""
+
+    def __init__(self, constant: Mapping[str, Any], varying: Iterable[str]) -> None:
+        changing = set(varying)
+        plan: list[tuple[str | None, str]] = []
+        pending: list[str] = []
+        for key in sorted(set(constant) | changing):
+            head = _DIGEST_HEADS.get(key)
+            if head is None:
+                head = _digest_head(key)
+            if not head:
+                continue
+            if key in changing:
+                if pending:
+                    plan.append((None, "".join(pending)))
+                    pending = []
+                plan.append((key, head))
+            else:
+                value = constant[key]
+                text = value if type(value) is str else attribute_to_string(value)
+                pending.append(f"{head}{len(text)}:{text}")
+        if pending:
+            plan.append((None, "".join(pending)))
+        self._plan = plan
+        self._rendered: dict[Any, str] = {}  # numbers and lists repeat from one record to the next
+
+    def digest(self, attributes: Mapping[str, Any]) -> str:
+        parts: list[str] = []
+        append = parts.append
+        get = attributes.get
+        rendered_of = self._rendered
+        for key, text in self._plan:
+            if key is None:
+                append(text)
+                continue
+            value = get(key, _ABSENT)
+            if value is _ABSENT:
+                continue
+            kind = type(value)
+            if kind is str:
+                rendered = value
+            elif (kind is float and value) or (kind is tuple and all(type(item) is str for item in value)):
+                # (equal keys must render alike: not True, 1 and 1.0, nor 0.0 and -0.0, nor tuples of them)
+                rendered = rendered_of.get(value)
+                if rendered is None:
+                    rendered = attribute_to_string(value)
+                    if len(rendered_of) >= 65_536:
+                        rendered_of.clear()
+                    rendered_of[value] = rendered
+            else:
+                rendered = attribute_to_string(value)
+            append(f"{text}{len(rendered)}:{rendered}")
+        return hashlib.sha256("".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _digest_head(key: str) -> str:
@@ -91,10 +151,41 @@ class HashChain:
                 self._prev = prev_hash
                 self._ended -= 1  # the caller's ``ended()`` still follows
 
-    def ended(self) -> None:
-        """A linked record's span has ended (so it is spooled): checkpoints may cover it."""
+    def ended(self, count: int = 1) -> None:
+        """*count* linked records' spans have ended (so they are spooled): checkpoints may cover them."""
         with self._lock:
-            self._ended += 1
+            self._ended += count
+
+    def link_many(self, records: Sequence[tuple[str, int, str]]) -> tuple[str, int, list[str], str]:
+        """:meth:`link` each ``(record id, timestamp, digest)`` in order, as consecutive links (no other
+        thread's record between them). Returns the chain id, the first seq, the hashes in order and the
+        hash before the first (so the links from the first seq are ``hashes`` with ``[prev, *hashes[:-1]]``)."""
+        sha256 = hashlib.sha256
+        hashes: list[str] = []
+        append = hashes.append
+        with self._lock:
+            first = self._seq + 1
+            before = prev = self._prev
+            seq = self._seq
+            for record_id, timestamp_ns, digest in records:
+                seq += 1
+                prev = sha256(f"{prev}|{seq}|{record_id}|{timestamp_ns}|{digest}".encode()).hexdigest()
+                append(prev)
+            self._seq = seq
+            self._prev = prev
+        return self.chain_id, first, hashes, before
+
+    def unlink_from(self, seq: int, prev_hash: str, count: int) -> bool:
+        """Take back links *seq* .. *seq + count - 1* (records the store refused), if nothing was linked
+        after them; *prev_hash* is the hash before link *seq*. Returns whether they were taken back (the
+        caller's ``ended()`` for them still follows)."""
+        with self._lock:
+            if count <= 0 or self._seq != seq + count - 1:
+                return False
+            self._seq = seq - 1
+            self._prev = prev_hash
+            self._ended -= count
+            return True
 
     def head_for_checkpoint(self) -> tuple[str, int, str] | None:
         """(chain, seq, hash) of the head if it moved since the last checkpoint and no record is in flight."""

@@ -17,6 +17,7 @@ Example::
     # clean == {"ssn": "[REDACTED]", "income": 52000}; record.redacted == ["inputs.ssn"]
 """
 
+from otel_decisions.privacy._columns import ColumnMasker
 from otel_decisions.privacy._keys import existing_hmac_key, key_id, resolve_hmac_key
 from otel_decisions.privacy._policy import (
     FieldKind,
@@ -33,6 +34,7 @@ from otel_decisions.privacy._runs import RunValues, masked_parameter_values, run
 from otel_decisions.privacy._spans import scrub_span
 
 __all__ = [
+    "ColumnMasker",
     "existing_hmac_key",
     "FieldKind",
     "PrivacyPolicy",

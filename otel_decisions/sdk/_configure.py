@@ -27,10 +27,11 @@ from opentelemetry.sdk.trace.sampling import Decision as SamplingDecision
 from opentelemetry.sdk.trace.sampling import Sampler, SamplingResult
 
 from otel_decisions import _runtime, semconv
+from otel_decisions._sdk_layout import span_processors, unlimited_tracer
 from otel_decisions.capture import chain, record_checkpoint
-from otel_decisions.delivery import build_durable_processor, is_durable_span
+from otel_decisions.delivery import DurableSpanProcessor, build_durable_processor, is_durable_span
 from otel_decisions.errors import SettingsError
-from otel_decisions.instrumentation._protect import is_built_record, is_scrubbed, protect_provider
+from otel_decisions.instrumentation._protect import RunSpanScrubber, is_built_record, is_scrubbed, protect_provider
 from otel_decisions.instrumentation._workers import note_setup_call
 from otel_decisions.privacy import PrivacyPolicy, run_values, scrub_span
 from otel_decisions.settings import DecisionSettings, load_settings
@@ -99,6 +100,7 @@ class _PrivacyFilter(SpanProcessor):
     """
 
     def __init__(self, inner: SpanProcessor, settings: DecisionSettings, policy: PrivacyPolicy) -> None:
+        self.inner = inner
         self._inner = inner
         self._settings = settings
         self._policy = policy
@@ -145,6 +147,10 @@ class _SwitchableProcessor(SpanProcessor):
     def replace(self, delegates: Sequence[SpanProcessor]) -> tuple[SpanProcessor, ...]:
         old, self._delegates = self._delegates, tuple(delegates)
         return old
+
+    @property
+    def delegates(self) -> tuple[SpanProcessor, ...]:
+        return self._delegates
 
     def on_start(self, span: Span, parent_context: Any = None) -> None:
         for processor in self._delegates:
@@ -281,9 +287,8 @@ def configure(
 
     chosen = [*build_exporters(settings), *span_exporters]
     policy = PrivacyPolicy.from_settings(settings)
-    processors: list[SpanProcessor] = [
-        _PrivacyFilter(processor, settings, policy) for processor in _build_processors(chosen, settings)
-    ]
+    filters = [_PrivacyFilter(processor, settings, policy) for processor in _build_processors(chosen, settings)]
+    processors: list[SpanProcessor] = list(filters)
 
     switch = _switches.get(id(provider))
     if switch is None:
@@ -294,6 +299,9 @@ def configure(
             old.shutdown()
         except Exception:  # noqa: BLE001
             logger.exception("otel-decisions: shutting down a replaced span processor failed")
+
+    spools = [f.inner for f in filters if isinstance(f.inner, DurableSpanProcessor)]
+    sink = _SpoolSink(provider, switch, spools[0]) if len(spools) == 1 else None
 
     previous = _runtime.current_runtime()
     if previous is not None and previous.privacy.key_id != policy.key_id:
@@ -308,12 +316,42 @@ def configure(
             configured=True,
             policy=policy,
             decisions_always_sampled=isinstance(provider.sampler, DecisionAwareSampler),
+            record_sink=sink,
         )
     )
     if not _atexit_registered:
         atexit.register(shutdown)
         _atexit_registered = True
     return settings
+
+
+class _SpoolSink:
+    """:class:`otel_decisions._runtime.RecordSink` over the durable processor ``configure()`` added: a batch
+    of decision records goes straight to the spool while the provider's pipeline is still the one
+    ``configure()`` built (the run-span scrubber, which passes records, then the switch whose only
+    processor for records is this spool), its sampler keeps every record, and the tracer's limits cut
+    nothing. Then the records are what SDK spans would have spooled; otherwise the caller makes spans."""
+
+    def __init__(self, provider: TracerProvider, switch: _SwitchableProcessor, durable: DurableSpanProcessor) -> None:
+        self._provider = provider
+        self._switch = switch
+        self._delegates = switch.delegates
+        self._durable = durable
+
+    def target(self, tracer: Any, attributes: int) -> tuple[Any, Any] | None:
+        processors = span_processors(self._provider)
+        if (
+            processors is None
+            or self._switch.delegates is not self._delegates
+            or self._durable.shut
+            or not isinstance(self._provider.sampler, DecisionAwareSampler)
+            or any(p is not self._switch and type(p) is not RunSpanScrubber for p in processors)
+        ):
+            return None
+        return unlimited_tracer(tracer, attributes)
+
+    def write(self, records: Sequence[tuple[Any, ...]], resource: Any, scope: Any) -> tuple[int, Exception | None]:
+        return self._durable.append_records(records, resource, scope)
 
 
 class _Borrowed(SpanExporter):
