@@ -57,15 +57,8 @@ def frame(rows: int):
     return df
 
 
-def main() -> int:
-    batch_rows = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
-    loop_rows = int(sys.argv[2]) if len(sys.argv) > 2 else 20_000
-    data_dir = tempfile.mkdtemp(prefix="otel-decisions-batch-")
-    otel_decisions.configure(exporters=["none"], span_exporters=[DiscardExporter()], durable=True,
-                             data_dir=data_dir, hmac_key="bench-key-0123456789abcdef", service_name="batch-bench")
-    from opentelemetry import trace
-
-    tracer = trace.get_tracer(semconv.INSTRUMENTATION_SCOPE)
+def bare_span(tracer, count: int = 5000) -> float:
+    """Per-span cost of a bare 12-attribute SDK span through the same (durable) pipeline."""
     attrs = {
         "decision.id": "9c0b7d52-3f0e-4c55-9d1e-1f0f5c1f2a11", "decision.type": "credit.approval",
         "decision.outcome": "approve", "decision.confidence": 0.83, "decision.score": 0.83,
@@ -73,13 +66,49 @@ def main() -> int:
         "decision.reasons": ["income", "history", "utilisation", "term"], "decision.subject.id": "ab" * 32,
         "decision.model.name": "credit-gbm", "decision.model.version": "3.2.0", "decision.policy.version": "2026-10",
     }
-    bare_runs = []
-    for _ in range(5):
-        started = time.perf_counter()
-        for _ in range(5000):
-            tracer.start_span("decision credit.approval", attributes=attrs).end()
-        bare_runs.append((time.perf_counter() - started) / 5000)
-    bare = statistics.median(bare_runs)
+    started = time.perf_counter()
+    for _ in range(count):
+        tracer.start_span("decision credit.approval", attributes=attrs).end()
+    return (time.perf_counter() - started) / count
+
+
+def batch_cost(scored) -> float:
+    started = time.perf_counter()
+    ids = otel_decisions.record_decisions(scored, type="credit.approval", subject_id_column="applicant_id",
+                                          model_name="credit-gbm", model_version="3.2.0")
+    seconds = time.perf_counter() - started
+    assert ids.recorded == len(scored), ids.invalid[:5]
+    return seconds / len(scored)
+
+
+def settle() -> None:
+    """Deliver everything recorded so far, so no measurement pays for the one before it."""
+    otel_decisions.force_flush(900_000)
+
+
+def main() -> int:
+    batch_rows = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    loop_rows = int(sys.argv[2]) if len(sys.argv) > 2 else 20_000
+    rounds = 5
+    data_dir = tempfile.mkdtemp(prefix="otel-decisions-batch-")
+    otel_decisions.configure(exporters=["none"], span_exporters=[DiscardExporter()], durable=True,
+                             data_dir=data_dir, hmac_key="bench-key-0123456789abcdef", service_name="batch-bench")
+    from opentelemetry import trace
+
+    tracer = trace.get_tracer(semconv.INSTRUMENTATION_SCOPE)
+    bare_span(tracer, 1000)
+    batch_cost(frame(2000))  # warm up both
+    settle()
+    # interleaved rounds on a noisy machine: each ratio is taken against the bare span of its own round
+    round_frame = frame(20_000)
+    bares, batches = [], []
+    for _ in range(rounds):
+        bares.append(bare_span(tracer))
+        settle()
+        batches.append(batch_cost(round_frame))
+        settle()
+    bare = statistics.median(bares)
+    ratio = statistics.median(b / a for a, b in zip(bares, batches, strict=True))
 
     loop_frame = frame(loop_rows)
     rows = loop_frame.to_dict("records")
@@ -90,24 +119,61 @@ def main() -> int:
                                        subject_id=row["applicant_id"], inputs=inputs, model_name="credit-gbm",
                                        model_version="3.2.0")
     loop = (time.perf_counter() - started) / loop_rows
+    settle()
 
     batch_frame = frame(batch_rows)
+    rss_before = peak_rss_mib()
     started = time.perf_counter()
-    ids = otel_decisions.record_decisions(batch_frame, type="credit.approval", subject_id_column="applicant_id",
-                                          model_name="credit-gbm", model_version="3.2.0")
+    batch = batch_cost(batch_frame)
     batch_seconds = time.perf_counter() - started
-    assert ids.recorded == batch_rows, ids.invalid[:5]
-    batch = batch_seconds / batch_rows
+    rss_after = peak_rss_mib()
     started = time.perf_counter()
-    otel_decisions.force_flush(600_000)
+    settle()
     flushed = time.perf_counter() - started
 
-    print(f"bare SDK span (12 attributes):             {bare * 1e6:8.1f} us")
+    print(f"bare SDK span (12 attributes):             {bare * 1e6:8.1f} us  (median of {rounds} rounds)")
     print(f"record_decision in a loop ({loop_rows:,} rows):   {loop * 1e6:8.1f} us  ({loop / bare:.2f}x the bare span)")
+    print(f"record_decisions, 20,000 rows x {rounds} rounds:  {statistics.median(batches) * 1e6:8.1f} us  "
+          f"({ratio:.2f}x the bare span of its round, median; target <= 0.5x)")
     print(f"record_decisions ({batch_rows:,} rows, 20 columns): {batch * 1e6:8.1f} us  ({batch / bare:.2f}x the bare span, "
-          f"{loop / batch:.2f}x cheaper than the loop; target <= 0.5x the bare span)")
-    print(f"  captured in {batch_seconds:.1f} s; spool shipped (discarding exporter) {flushed:.1f} s after")
+          f"{loop / batch:.1f}x cheaper than the loop)")
+    print(f"  captured in {batch_seconds:.1f} s; spool shipped (discarding exporter) {flushed:.1f} s after; "
+          f"peak RSS {rss_before:,.0f} MiB with the frame built, {rss_after:,.0f} MiB after capturing it")
+    del batch_frame, round_frame, loop_frame, rows
+    queryable(batch_rows, data_dir)
     return 0
+
+
+def peak_rss_mib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def queryable(rows: int, data_dir: str) -> None:
+    """Time until *rows* batch decisions are captured, delivered and counted in the embedded store (chDB,
+    the default), from the start of ``record_decisions``."""
+    from otel_decisions.store.client import get_client
+
+    dsn = f"chdb://{data_dir}/chdb?database=otel_batch"
+    otel_decisions.configure(exporters=["clickhouse"], span_exporters=[], dsn=dsn, durable=True, data_dir=data_dir,
+                             hmac_key="bench-key-0123456789abcdef", service_name="batch-bench")
+    get_client(dsn, role="admin").close()  # the store and its schema, before the clock starts
+    reader = get_client(dsn, role="reader")
+    scored = frame(rows)
+    started = time.perf_counter()
+    ids = otel_decisions.record_decisions(scored, type="credit.queryable", subject_id_column="applicant_id",
+                                          model_name="credit-gbm", model_version="3.2.0")
+    captured = time.perf_counter() - started
+    assert ids.recorded == rows
+    count = 0
+    while count < rows and time.perf_counter() - started < 900:
+        time.sleep(0.5)
+        count = reader.query("SELECT count() FROM decisions WHERE decision_type = 'credit.queryable'").result_rows[0][0]
+    total = time.perf_counter() - started
+    print(f"{rows:,} decisions queryable in the embedded store after {total:.1f} s "
+          f"(captured in {captured:.1f} s, delivered {total - captured:.1f} s after; target < 60 s for 1,000,000)"
+          + ("" if count >= rows else f" -- only {count:,} after 900 s"))
 
 
 if __name__ == "__main__":

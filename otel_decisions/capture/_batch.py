@@ -64,11 +64,14 @@ class BatchDecisions(list[str | None]):
         return len(self) - len(self.invalid)
 
 
-def batch_chunks(value: Any, chunk: int = CHUNK_ROWS) -> Iterator[tuple[tuple[Any, ...], list[tuple[Any, ...]]]] | None:
+def batch_chunks(
+    value: Any, chunk: int | None = None
+) -> Iterator[tuple[tuple[Any, ...], list[tuple[Any, ...]]]] | None:
     """The rows of a batch value a chunk at a time, as ``(column names, rows as value tuples)``, or None when
     *value* is not a batch: a pandas or polars DataFrame, a pyarrow Table or RecordBatch (read column by
     column, a chunk at a time), or a list / tuple whose every item is a mapping, dataclass or pydantic model
-    (consecutive rows with the same keys make a chunk)."""
+    (consecutive rows with the same keys make a chunk). *chunk*: rows per chunk (default ``CHUNK_ROWS``)."""
+    chunk = chunk or CHUNK_ROWS
     pandas = sys.modules.get("pandas")
     if pandas is not None and isinstance(value, pandas.DataFrame):
         names = tuple(value.columns)
@@ -122,7 +125,7 @@ def _mapping_chunks(
         yield names, rows
 
 
-def batch_rows(value: Any, chunk: int = CHUNK_ROWS) -> Iterator[Mapping[str, Any]] | None:
+def batch_rows(value: Any, chunk: int | None = None) -> Iterator[Mapping[str, Any]] | None:
     """The rows of a batch value (see :func:`batch_chunks`) as mappings, or None when it is not a batch."""
     chunks = batch_chunks(value, chunk)
     if chunks is None:

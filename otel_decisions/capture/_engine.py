@@ -190,6 +190,15 @@ class _Layout:
         self.retention_keys = [k for k in keys if k.startswith("decision.retention.")]
         varying = {*_VARYING, *self.retention_keys, *_RETENTION_KEYS}
         self.digester = RecordDigester({k: v for k, v in self.template.items() if k not in varying}, varying)
+        # a row of this layout has these varying keys, and the redacted paths or not: one format per record
+        present = sorted(k for k in self.template if k in varying)
+        self.digest_keys = {
+            True: (present, self.digester.for_keys(present)),
+            False: (
+                [k for k in present if k != semconv.DECISION_REDACTED],
+                self.digester.for_keys([k for k in present if k != semconv.DECISION_REDACTED]),
+            ),
+        }
         self.day = now // _DAY_NS
         self.name = semconv.DECISION_SPAN_PREFIX + attrs[semconv.DECISION_TYPE]
         constant_texts: list[str] = []
@@ -261,6 +270,8 @@ class _Batch:
             template = layout.template
             before, after = layout.redacted_before, layout.redacted_after
             digest_of = layout.digester.digest
+            render = layout.digester.render
+            with_redacted, without_redacted = layout.digest_keys[True], layout.digest_keys[False]
             fresh_ids = iter(new_ids(len(rows)))
             for offset, row in enumerate(rows):
                 outcome = row[oi]
@@ -292,15 +303,19 @@ class _Batch:
                             else:
                                 del attrs[semconv.DECISION_REDACTED]
                             now = time_ns()
-                            if now // _DAY_NS != layout.day:
+                            if now // _DAY_NS != layout.day:  # past midnight: the term of the new day
                                 retention = layout.retention_for(self, now)
                                 for key in layout.retention_keys:
                                     attrs.pop(key, None)
                                 if retention:
                                     attrs.update(retention)
+                                digest = digest_of(attrs)
+                            else:
+                                keys, digest_texts = with_redacted if redacted else without_redacted
+                                digest = digest_texts([render(attrs[key]) for key in keys])
                             if secrets:
                                 masked.update(secrets)
-                            append((decision_id, now, attrs, layout.name, first + offset, digest_of(attrs)))
+                            append((decision_id, now, attrs, layout.name, first + offset, digest))
                             continue
                 self._per_call(names, row, first + offset, built, masked, invalid)
         else:

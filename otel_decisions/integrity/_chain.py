@@ -14,7 +14,7 @@ import hashlib
 import os
 import threading
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from otel_decisions.integrity._render import attribute_to_string
@@ -78,11 +78,48 @@ class RecordDigester:
         self._plan = plan
         self._rendered: dict[Any, str] = {}  # numbers and lists repeat from one record to the next
 
+    def for_keys(self, present: Sequence[str]) -> Callable[[Sequence[str]], str]:
+        """A digest of records whose varying keys are exactly *present*, called with those keys' values as
+        stored text (:func:`attribute_to_string`) in sorted key order: one string format per record."""
+        chosen = set(present)
+        segments = []
+        for key, text in self._plan:
+            if key is None:
+                segments.append(text.replace("%", "%%"))
+            elif key in chosen:
+                segments.append(text.replace("%", "%%") + "%d:%s")
+        template = "".join(segments)
+        sha256 = hashlib.sha256
+
+        def digest(texts: Sequence[str]) -> str:
+            args: list[Any] = []
+            for text in texts:
+                args.append(len(text))
+                args.append(text)
+            return sha256((template % tuple(args)).encode("utf-8", "surrogatepass")).hexdigest()
+
+        return digest
+
+    def render(self, value: Any) -> str:
+        """*value* as stored text (:func:`attribute_to_string`), remembered for numbers and string lists."""
+        kind = type(value)
+        if kind is str:
+            return value
+        if (kind is float and value) or (kind is tuple and all(type(item) is str for item in value)):
+            # (equal keys must render alike: not True, 1 and 1.0, nor 0.0 and -0.0, nor tuples of them)
+            rendered = self._rendered.get(value)
+            if rendered is None:
+                rendered = attribute_to_string(value)
+                if len(self._rendered) >= 65_536:
+                    self._rendered.clear()
+                self._rendered[value] = rendered
+            return rendered
+        return attribute_to_string(value)
+
     def digest(self, attributes: Mapping[str, Any]) -> str:
         parts: list[str] = []
         append = parts.append
         get = attributes.get
-        rendered_of = self._rendered
         for key, text in self._plan:
             if key is None:
                 append(text)
@@ -90,19 +127,7 @@ class RecordDigester:
             value = get(key, _ABSENT)
             if value is _ABSENT:
                 continue
-            kind = type(value)
-            if kind is str:
-                rendered = value
-            elif (kind is float and value) or (kind is tuple and all(type(item) is str for item in value)):
-                # (equal keys must render alike: not True, 1 and 1.0, nor 0.0 and -0.0, nor tuples of them)
-                rendered = rendered_of.get(value)
-                if rendered is None:
-                    rendered = attribute_to_string(value)
-                    if len(rendered_of) >= 65_536:
-                        rendered_of.clear()
-                    rendered_of[value] = rendered
-            else:
-                rendered = attribute_to_string(value)
+            rendered = self.render(value)
             append(f"{text}{len(rendered)}:{rendered}")
         return hashlib.sha256("".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 

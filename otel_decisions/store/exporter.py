@@ -114,6 +114,8 @@ class ClickHouseSpanExporter(SpanExporter):
         # Rows per INSERT: ClickHouse wants few, large inserts (each makes a part). Independent of
         # export_batch_size, which sizes what the shipper hands over per call.
         self._batch_size = insert_rows
+        self.preferred_batch_size = insert_rows
+        """The durable spool's shipper hands over up to this many spans per export (one INSERT each)."""
         self.exported = 0
         """Spans written so far (for health checks and tests)."""
 
