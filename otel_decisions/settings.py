@@ -286,7 +286,12 @@ class DecisionSettings(BaseSettings):
         description="Instrumentation scopes (name prefixes) whose spans are not exported: by default Prefect's own "
         "server and its libraries (a temporary server runs inside the flow's process). Decision records are never excluded.",
     )
-    export_batch_size: int = Field(default=512, ge=1, le=1_000_000, description="Spans per export batch.")
+    export_batch_size: int = Field(
+        default=512,
+        ge=1,
+        le=1_000_000,
+        description="Spans per export batch (at least: the ClickHouse exporter is handed up to its 10,000-row INSERT).",
+    )
     retry_initial_backoff_s: float = Field(default=0.2, gt=0, description="First retry delay of the shipper.")
     retry_max_backoff_s: float = Field(default=30.0, gt=0, description="Cap of the shipper's exponential backoff.")
 

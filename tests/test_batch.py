@@ -526,3 +526,32 @@ def test_batches_through_the_spool_are_stored_once_each_and_verify(prefect_harne
     assert {i for i in explicit_ids if i} <= stored_ids
     report = verify(client)
     assert report.ok, report
+
+
+def test_a_batch_the_spool_refuses_is_raised_and_leaves_no_gap(prefect_harness, tmp_path) -> None:
+    """At a full spool with quota_policy=fail, record_decisions raises the refusal; the rows written before
+    it are records (delivered, chain intact), the refused ones are not links of the chain."""
+    from otel_decisions.capture import chain
+    from otel_decisions.delivery import SpoolQuotaError
+    from otel_decisions.store.client import get_client
+    from otel_decisions.store.exporter import ClickHouseSpanExporter
+    from otel_decisions.verify import verify
+    from tests.conftest import TEST_HMAC_KEY
+    from tests.seed import fresh_chdb_dsn
+
+    dsn = fresh_chdb_dsn("batch_refused")
+    client = get_client(dsn, role="admin")
+    chain.reset()
+    otel_decisions.configure(exporters=["none"], span_exporters=[ClickHouseSpanExporter(dsn)], durable=True,
+                             hmac_key=TEST_HMAC_KEY, data_dir=str(tmp_path), service_name="capture-tests",
+                             spool_quota_bytes=1 << 16, quota_policy="fail")
+    rows = [dict(MIXED[i % 4], applicant_id=f"APP-SYN-{i:05d}") for i in range(400)]  # ~640 KB of records
+    with pytest.raises(SpoolQuotaError):
+        otel_decisions.record_decisions(rows, type="credit.approval", subject_id_column="applicant_id")
+    kept = chain._seq  # links this process made: only the records the spool took
+    assert 0 < kept < len(rows)
+    assert otel_decisions.force_flush(120_000)
+    stored = client.query("SELECT count() FROM decisions FINAL").result_rows[0][0]
+    assert stored == kept
+    report = verify(client)
+    assert report.ok, report

@@ -2,8 +2,9 @@
 or a list of dicts / dataclasses / pydantic models), in row order.
 
 Each row becomes exactly the record :func:`record_decision` makes for it: the same validation, privacy
-pipeline, digests, pseudonyms and integrity chain (the rows go through the one recording path, a
-chunk at a time, so a frame of any size is never copied whole into Python objects). The outcome and
+pipeline, digests, pseudonyms and integrity chain, built by the batch engine
+(:mod:`otel_decisions.capture._engine`) a chunk of ``CHUNK_ROWS`` rows at a time, so a frame of any
+size is never copied whole into Python objects. The outcome and
 confidence columns are found by the same field mapping as zero-code capture (``outcome_fields``,
 ``confidence_fields``) unless named; the inputs are the row's other columns (``inputs_include`` /
 ``inputs_exclude``); the subject id comes from ``subject_id_column``. A row that fails validation is

@@ -49,6 +49,8 @@ logger = logging.getLogger("otel_decisions.delivery")
 SEGMENT_PREFIX = "seg-"
 SEGMENT_SUFFIX = ".spool"
 DEFAULT_SEGMENT_BYTES = 16 << 20
+BLOCKED_LOG_INTERVAL_S = 30.0
+"""Recording blocked at the quota is logged at most this often (a batch blocks once per block written)."""
 BLOCK_BYTES = 1 << 20
 """A batch of records is written a block of about this many bytes per ``write(2)``."""
 OWNER_LOCK = "owner.lock"
@@ -241,6 +243,7 @@ class SpoolWriter:
         self.on_commit: list[Any] = []  # callables run after each commit (wake the shipper)
         self._stats_written: tuple[int, int, int, int] | None = None
         self._rotation_failed = False
+        self._blocked_logged_at = -BLOCKED_LOG_INTERVAL_S
         self._thread = threading.Thread(target=self._commit_loop, name="otel-decisions-spool-commit", daemon=True)
         self._thread.start()
 
@@ -422,7 +425,9 @@ class SpoolWriter:
         if deadline is None:
             timeout = settings.quota_block_timeout_s
             deadline = float("inf") if timeout is None else now + timeout
-            logger.warning("otel-decisions delivery: recording blocked (quota_policy=block): %s", message)
+            if now - self._blocked_logged_at >= BLOCKED_LOG_INTERVAL_S:  # once per episode, not per record
+                self._blocked_logged_at = now
+                logger.warning("otel-decisions delivery: recording blocked (quota_policy=block): %s", message)
             with self._lock:  # let the shipper free the active segment once it is delivered
                 if self._offset > len(MAGIC):
                     self._rotate_locked()
