@@ -555,3 +555,37 @@ def test_a_batch_the_spool_refuses_is_raised_and_leaves_no_gap(prefect_harness, 
     assert stored == kept
     report = verify(client)
     assert report.ok, report
+
+
+def test_a_polars_frame_records_what_record_decision_records(captured) -> None:
+    pl = pytest.importorskip("polars")
+    rows = [{("subject_id" if k == "applicant_id" else k): v for k, v in r.items() if k != "missing"}
+            for r in MIXED[:5]]
+
+    @task
+    def predict():
+        return pl.DataFrame(rows)  # zero-code: a polars frame returned
+
+    @task
+    def predict_one_by_one():
+        return [otel_decisions.record_decision(
+            type="predict", outcome=r["decision"], confidence=r["confidence"], subject_id=r["subject_id"],
+            inputs={k: v for k, v in r.items() if k not in ("decision", "confidence", "subject_id")}).id
+            for r in rows]
+
+    @flow
+    def f():
+        return predict(), predict_one_by_one()
+
+    frame, single_ids = f()
+    assert frame.shape == (5, len(rows[0]))  # the task's result, unchanged
+    spans = _decisions(captured)
+    by_id = {s.attributes[semconv.DECISION_ID]: s for s in spans}
+    batch = [s for s in spans if s.attributes[semconv.DECISION_ID] not in single_ids]
+    assert len(batch) == 5
+    run_specific = (semconv.DECISION_SOURCE, semconv.PREFECT_TASK_RUN_ID, semconv.PREFECT_TASK_NAME)
+    for span, single_id in zip(batch, single_ids, strict=True):
+        got = {k: v for k, v in _comparable(span).items() if k not in run_specific}
+        expected = {k: v for k, v in _comparable(by_id[single_id]).items() if k not in run_specific}
+        assert got == expected
+        assert span.attributes[semconv.DECISION_SOURCE] == "auto"
