@@ -589,3 +589,23 @@ def test_a_polars_frame_records_what_record_decision_records(captured) -> None:
         expected = {k: v for k, v in _comparable(by_id[single_id]).items() if k not in run_specific}
         assert got == expected
         assert span.attributes[semconv.DECISION_SOURCE] == "auto"
+
+
+def test_a_batch_past_midnight_takes_each_day_s_retention_term(pipeline, monkeypatch) -> None:
+    """Every row on a new 'day' (the day made a nanosecond long): each takes the retention path of a new
+    day, and its record is still the one record_decision makes (in the same attribute order)."""
+    from otel_decisions.capture import _engine
+
+    _kind, memory = pipeline
+    monkeypatch.setattr(_engine, "_DAY_NS", 1)
+    rows = [{k: v for k, v in r.items()} for r in MIXED[:4]]
+    batch = otel_decisions.record_decisions(rows, type="credit.approval", subject_id_column="applicant_id",
+                                            retention_class="reg-b-25m", **BATCH_CONSTANTS)
+    singles = [otel_decisions.record_decision(
+        type="credit.approval", outcome=r["decision"], confidence=r["confidence"], subject_id=r["applicant_id"],
+        inputs={k: v for k, v in r.items() if k not in ("decision", "confidence", "applicant_id")},
+        retention_class="reg-b-25m", **BATCH_CONSTANTS).id for r in rows]
+    by_id = {s.attributes[semconv.DECISION_ID]: s for s in _decisions(memory)}
+    for batch_id, single_id in zip(batch, singles, strict=True):
+        assert list(_comparable(by_id[batch_id]).items()) == list(_comparable(by_id[single_id]).items())
+        assert semconv.DECISION_RETENTION_UNTIL in by_id[batch_id].attributes

@@ -38,6 +38,7 @@ from otel_decisions.capture._record import (
     _retention,
     chain,
     decision_attributes,
+    note_unsampled,
 )
 from otel_decisions.capture._registry import prefect_identity, registry
 from otel_decisions.errors import DecisionValidationError
@@ -187,7 +188,7 @@ class _Layout:
         attrs[semconv.DECISION_REDACTED] = ()
         attrs.update(batch.identity)
         self.template = _tuples({key: attrs[key] for key in [*keys, *batch.identity]})
-        self.retention_keys = [k for k in keys if k.startswith("decision.retention.")]
+        self.retention_keys = [k for k in keys if k in _RETENTION_KEYS]  # the term's (not retention.class)
         varying = {*_VARYING, *self.retention_keys, *_RETENTION_KEYS}
         self.digester = RecordDigester({k: v for k, v in self.template.items() if k not in varying}, varying)
         # a row of this layout has these varying keys, and the redacted paths or not: one format per record
@@ -304,11 +305,11 @@ class _Batch:
                                 del attrs[semconv.DECISION_REDACTED]
                             now = time_ns()
                             if now // _DAY_NS != layout.day:  # past midnight: the term of the new day
-                                retention = layout.retention_for(self, now)
-                                for key in layout.retention_keys:
-                                    attrs.pop(key, None)
-                                if retention:
-                                    attrs.update(retention)
+                                retention = layout.retention_for(self, now) or {}
+                                if retention.keys() != set(layout.retention_keys):
+                                    for key in layout.retention_keys:
+                                        del attrs[key]
+                                attrs.update(retention)  # (in place when the keys are the same)
                                 digest = digest_of(attrs)
                             else:
                                 keys, digest_texts = with_redacted if redacted else without_redacted
@@ -409,6 +410,7 @@ def _seal_and_write(runtime: Any, built: list[Built]) -> tuple[int, Callable[[in
                 ctx = _record_span(runtime, name, attrs, decision_id, now)
             except Exception as exc:  # noqa: BLE001 - handed back with the records kept before it
                 return len(contexts), contexts.__getitem__, exc
+            note_unsampled(runtime, ctx)
             contexts.append((ctx.trace_id, ctx.span_id, ctx.is_remote, ctx.trace_flags, ctx.trace_state))
         return count, contexts.__getitem__, None
     parent = trace.get_current_span().get_span_context()

@@ -161,6 +161,16 @@ def _record_span(
     return span.get_span_context()
 
 
+def note_unsampled(runtime: Any, ctx: SpanContext) -> None:
+    """Say once that a decision span was not recorded (its context is not sampled)."""
+    if not ctx.trace_flags.sampled:
+        runtime.warn_once(
+            "unsampled",
+            "otel-decisions: a decision span was not recorded (no SDK tracer provider, or a sampler "
+            "dropped it). Call otel_decisions.configure() at start-up so decisions are kept.",
+        )
+
+
 def _share_masked_values(record: PrivacyRecord, identity: dict[str, str]) -> None:
     """What this record masked is masked in its task run's and flow run's spans too (Prefect's own)."""
     if identity:
@@ -238,12 +248,7 @@ def emit(decision: Decision, source: semconv.DecisionSource, raw_inputs_given: b
     attrs.update(identity)
     _share_masked_values(record, identity)
     ctx = _record_span(runtime, semconv.DECISION_SPAN_PREFIX + attrs[semconv.DECISION_TYPE], attrs, decision.id, now)
-    if not ctx.trace_flags.sampled:
-        runtime.warn_once(
-            "unsampled",
-            "otel-decisions: a decision span was not recorded (no SDK tracer provider, or a sampler "
-            "dropped it). Call otel_decisions.configure() at start-up so decisions are kept.",
-        )
+    note_unsampled(runtime, ctx)
     recorded = object.__new__(Decision)  # a copy: fields are already validated, no second __post_init__
     recorded.__dict__.update(decision.__dict__)
     object.__setattr__(recorded, "timestamp_ns", now)
