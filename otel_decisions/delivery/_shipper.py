@@ -57,7 +57,7 @@ _BURST_COURTESY_S = 0.01
 _BURST_RECORDS = 256
 _BURST_SHARE = 8.0
 """While this process records flat out, the shipper waits this many times as long as its last pass took
-(so delivery takes about a quarter of the interpreter, the recording calls the rest)."""
+(so delivery takes about a ninth of the interpreter, the recording calls the rest; it catches up after)."""
 _BURST_MAX_WAIT_S = 0.5
 
 logger = logging.getLogger("otel_decisions.delivery")
