@@ -295,3 +295,23 @@ def test_a_write_that_fails_part_way_is_cut_back_and_reported(tmp_path: Path, mo
     status = delivery_status(settings)
     assert status.quarantined_regions == 0 and status.pending == 0
     provider.shutdown()
+
+
+def test_the_shipper_yields_to_a_recording_burst_but_not_to_a_recorder_waiting_for_it(tmp_path: Path) -> None:
+    """In a burst the shipper leaves the interpreter to the recording calls; at the spool quota they wait
+    for the shipper, so yielding to them would slow both (a 1M-row batch hits the quota)."""
+    import time
+
+    settings = DecisionSettings(data_dir=tmp_path)
+    processor = DurableSpanProcessor([], settings, ship=False)
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("t")
+    shipper, writer = processor.shipper, processor.writer
+    shipper._recording_burst()  # start counting
+    for _ in range(300):
+        _decision(tracer)
+    assert shipper._in_recording_burst()
+    writer.quota_waited_at = time.monotonic()  # a recording call waited for space just now
+    assert not shipper._in_recording_burst() and not shipper._recording_burst()
+    provider.shutdown()

@@ -59,6 +59,7 @@ _BURST_SHARE = 8.0
 """While this process records flat out, the shipper waits this many times as long as its last pass took
 (so delivery takes about a ninth of the interpreter, the recording calls the rest; it catches up after)."""
 _BURST_MAX_WAIT_S = 0.5
+_QUOTA_WAIT_RECENT_S = 1.0
 
 logger = logging.getLogger("otel_decisions.delivery")
 
@@ -195,17 +196,26 @@ class Shipper:
     def _in_recording_burst(self) -> bool:
         """:meth:`_recording_burst` without starting a new count."""
         writer = self.writer
-        return writer is not None and writer.captured - self._captured_at_last_pass > _BURST_RECORDS
+        return (
+            writer is not None
+            and writer.captured - self._captured_at_last_pass > _BURST_RECORDS
+            and not self._recorder_waits(writer)
+        )
 
     def _recording_burst(self) -> bool:
-        """More than a few hundred records captured in this process since the last pass."""
+        """More than a few hundred records captured in this process since the last pass, by recording calls
+        that are not waiting for this shipper (at the spool quota, yielding to them would only slow both)."""
         writer = self.writer
         if writer is None:
             return False
         captured = writer.captured
         burst = captured - self._captured_at_last_pass > _BURST_RECORDS
         self._captured_at_last_pass = captured
-        return burst
+        return burst and not self._recorder_waits(writer)
+
+    @staticmethod
+    def _recorder_waits(writer: SpoolWriter) -> bool:
+        return time.monotonic() - writer.quota_waited_at < _QUOTA_WAIT_RECENT_S
 
     def stop(self, deadline: float) -> None:
         """Keep shipping until nothing is pending or ``deadline`` (monotonic), then stop the thread."""

@@ -244,6 +244,8 @@ class SpoolWriter:
         self._stats_written: tuple[int, int, int, int] | None = None
         self._rotation_failed = False
         self._blocked_logged_at = -BLOCKED_LOG_INTERVAL_S
+        self.quota_waited_at = -1.0
+        """When a recording call last waited for space at the quota (monotonic seconds)."""
         self._thread = threading.Thread(target=self._commit_loop, name="otel-decisions-spool-commit", daemon=True)
         self._thread.start()
 
@@ -438,6 +440,7 @@ class SpoolWriter:
                 f"decision refused after blocking {settings.quota_block_timeout_s} s "
                 f"(quota_policy=block, quota_block_timeout_s): {message}"
             )
+        self.quota_waited_at = now  # the shipper must not yield to a recorder that waits for it
         with self._space_freed:
             self._space_freed.wait(min(0.05, max(0.0, deadline - now)))
         return deadline
