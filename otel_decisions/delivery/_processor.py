@@ -3,8 +3,7 @@
 Example::
 
     from opentelemetry.sdk.trace import TracerProvider
-    from otel_decisions.errors import OtelDecisionsError
-from otel_decisions.settings import DecisionSettings
+    from otel_decisions.settings import DecisionSettings
     from otel_decisions.delivery import DurableSpanProcessor
 
     provider = TracerProvider()
