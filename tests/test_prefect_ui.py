@@ -97,7 +97,7 @@ def _answer_in_ui(page: Any, server: PrefectServer, run_id: str, *, new_outcome:
     dialog.get_by_label("Reviewer", exact=True).fill(reviewer)
     dialog.screenshot(path=str(screenshot))
     dialog.get_by_role("button", name="Resume", exact=True).click()
-    expect(dialog).to_have_count(0)
+    expect(dialog).to_have_count(0, timeout=60_000)  # the resume is a server round trip: slow on a loaded machine
     return form_text
 
 
